@@ -1,0 +1,42 @@
+"""The `mmrphys` command line: one subcommand per module in `pipelines/commands/`.
+
+Subcommand modules are imported only when their command runs, so `mmrphys model` does
+not pay for importing Ray or MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command name -> (module defining `register(parser)` and `run(args) -> int`, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "model": ("pipelines.commands.model", "inspect a model variant: layers, parameters, forward time"),
+}
+
+
+def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object]:
+    """Build the parser, importing only the module of the command being run."""
+    parser = argparse.ArgumentParser(prog="mmrphys", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    module = None
+    for name, (path, help_line) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_line, description=help_line)
+        if name == chosen:
+            module = importlib.import_module(path)
+            module.register(p)
+    return parser, module
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `mmrphys` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, module = build_parser(argv)
+    args = parser.parse_args(argv)
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

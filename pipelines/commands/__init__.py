@@ -1,0 +1,1 @@
+"""Subcommands of the `mmrphys` CLI, one module each."""
