@@ -34,7 +34,7 @@ from mmrphys.data.chunking import HR_BAND_HZ, RR_BAND_HZ, check_chunk, chunk_sta
 from mmrphys.data.datasets import read_dataset
 from mmrphys.data.recording import DatasetError, Recording
 from mmrphys.data.schema import SCHEMA_VERSION, encode_clip, rows_to_table
-from mmrphys.data.video import crop_resize, detect_faces, smooth_boxes, square_boxes, thermal_boxes
+from mmrphys.data.video import NoFaceError, crop_resize, detect_faces, smooth_boxes, square_boxes, thermal_boxes
 from pipelines.data import MANIFEST, SPLITS
 
 SHARDS = "shards"
@@ -172,7 +172,10 @@ def _face_boxes(recording: Recording, rgb: np.ndarray, config: IngestConfig) -> 
             raise DatasetError(f"{recording.source}: face boxes have shape {boxes.shape}, expected ({n}, 4)")
         boxes, found = boxes[:n], np.ones(n, bool)
     else:
-        boxes, found = detect_faces(rgb, every=config.detect_every)
+        try:
+            boxes, found = detect_faces(rgb, every=config.detect_every)
+        except NoFaceError as err:
+            raise NoFaceError(f"{recording.source}: {err}") from None
     return smooth_boxes(square_boxes(boxes, config.box_scale), config.smooth_frames), found
 
 

@@ -142,7 +142,7 @@ def _make_face(rng: np.random.Generator, config: SyntheticConfig) -> _Face:
         + 0.25 * _blob(u, v, 0.0, 0.2, 0.09, 0.05)  # nostril shadow
     )
     features = np.clip(features, 0, 1)
-    rgb = skin * (1 - 0.65 * features[..., None])
+    rgb = skin * (1 - 0.9 * features[..., None])
 
     pulse = 0.5 + _blob(u, v, 0, -0.55, 0.5, 0.18) + _blob(u, v, -0.45, 0.15, 0.22, 0.22) + _blob(u, v, 0.45, 0.15, 0.22, 0.22)
     pulse = pulse * (1 + 0.2 * _smooth_texture(rng, h, w, 2.0)) * (1 - features) * alpha
