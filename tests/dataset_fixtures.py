@@ -64,3 +64,68 @@ def write_ubfc(root: Path, subject: str = "subject1", frames: int = 30, fps: flo
         "\n".join("  ".join(f"{v:.9e}" for v in row) for row in (ppg, hr, times)) + "\n"
     )
     return video, ppg
+
+
+def write_pure(root: Path, name: str = "01-01", frames: int = 12, fps: float = 30.0,
+               label_hz: float = 60.0, label_seconds: float | None = None,
+               nested: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A PURE session: `XX-YY/XX-YY/Image<ns>.png` frames + `XX-YY/XX-YY.json`.
+
+    Frame capture times jitter by up to 3 ms around `fps`; the oximeter samples the
+    waveform at `label_hz` for `label_seconds` (default: past the last frame).
+    Returns (frames, frame times in s, the waveform interpolated at those times).
+    """
+    origin = 1_392_643_993_642_815_000  # a real PURE-sized ns timestamp: beyond float64 precision
+    rng = np.random.default_rng(1)
+    frame_times = np.arange(frames) / fps + rng.uniform(0, 0.003, frames)
+    frame_ns = origin + np.round(frame_times * 1e9).astype(np.int64)
+    video = rgb_frames(frames)
+    folder = root / name / name if nested else root / name
+    for frame, stamp in zip(video, frame_ns):
+        write_image(folder / f"Image{stamp}.png", frame)
+    seconds = frames / fps + 0.1 if label_seconds is None else label_seconds
+    label_times = np.arange(0, seconds, 1 / label_hz)
+    waveform = np.round(100 + 50 * pulse(label_times))
+    package = [
+        {"Timestamp": int(origin + round(t * 1e9)),
+         "Value": {"pulseRate": 72, "o2saturation": 98, "signalStrength": 4, "waveform": int(w)}}
+        for t, w in zip(label_times, waveform)
+    ]
+    document = {"/FullPackage": package, "/Image": [{"Timestamp": int(s)} for s in frame_ns]}
+    (root / name).mkdir(parents=True, exist_ok=True)
+    (root / name / f"{name}.json").write_text(json.dumps(document))
+    return video, frame_times, np.interp(frame_times, label_times, waveform)
+
+
+def matlab_v73_header() -> bytes:
+    """The 128-byte header MATLAB writes into the 512-byte HDF5 user block of a v7.3 file."""
+    text = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 ."
+    return text.ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02" + b"IM"
+
+
+def write_matlab_v73(path: Path, variables: dict[str, np.ndarray]) -> None:
+    """Write arrays the way MATLAB's `save -v7.3` does: HDF5 behind a 512-byte user block,
+    each array stored with its dimensions reversed (column-major), tagged with its class."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w", userblock_size=512) as mat:
+        for name, value in variables.items():
+            value = np.atleast_2d(value) if np.ndim(value) < 2 else value
+            dataset = mat.create_dataset(name, data=np.transpose(value))
+            dataset.attrs["MATLAB_class"] = np.bytes_("uint8" if value.dtype == np.uint8 else "double")
+    with open(path, "r+b") as handle:
+        handle.write(matlab_v73_header())
+
+
+def write_scamps(root: Path, name: str = "P000001", frames: int = 10,
+                 layout: str = "THWC", rsp_frames: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A SCAMPS file: `Xsub` floats in [0, 1] with MATLAB dims (T, H, W, 3) (or (H, W, 3, T)
+    for layout "HWCT"), `d_ppg` and `d_br` as T x 1 column vectors. Returns the uint8 RGB
+    frames the reader should produce, the PPG and the breathing signal."""
+    video = rgb_frames(frames)
+    matlab = video / 255.0 if layout == "THWC" else np.transpose(video, (1, 2, 3, 0)) / 255.0
+    times = np.arange(frames) / 30.0
+    ppg = pulse(times)[:, None]
+    br = pulse(np.arange(frames if rsp_frames is None else rsp_frames) / 30.0, hz=0.25)[:, None]
+    write_matlab_v73(root / f"{name}.mat", {"Xsub": matlab, "d_ppg": ppg, "d_br": br,
+                                            "d_hr": np.full((frames, 1), 72.0)})
+    return video, ppg[:, 0], br[:, 0]
