@@ -129,3 +129,44 @@ def write_scamps(root: Path, name: str = "P000001", frames: int = 10,
     write_matlab_v73(root / f"{name}.mat", {"Xsub": matlab, "d_ppg": ppg, "d_br": br,
                                             "d_hr": np.full((frames, 1), 72.0)})
     return video, ppg[:, 0], br[:, 0]
+
+
+def thermal_counts(count: int, rows: int, width: int = WIDTH) -> np.ndarray:
+    """uint16 (T, rows, W) raw thermal counts near 30 degC, distinct per frame, row, column."""
+    base = round((30.0 + 273.15) / 0.04)
+    grid = 3 * np.arange(count)[:, None, None] + 5 * np.arange(rows)[None, :, None]
+    return (base + grid + np.arange(width)[None, None, :]).astype(np.uint16)
+
+
+def write_ibvp(root: Path, name: str = "p01_a", frames: int = 8, thermal_rows: int = HEIGHT + 2,
+               header: str | None = "BVP,SQ1,SQ2", label_hz: float | None = None,
+               label_samples: int | None = None) -> dict[str, np.ndarray]:
+    """An iBVP session: `name_rgb/*.bmp`, `name_t/*.raw` (uint16, `thermal_rows` rows, the
+    RGB width) and `name_bvp.csv` (BVP, two quality columns, and with `label_hz` a time
+    column in seconds at that rate). Without `label_hz` the CSV holds `label_samples`
+    (default: one per frame) samples spanning the video. Returns what the reader should give."""
+    folder = root / name
+    video = rgb_frames(frames)
+    for index, frame in enumerate(video):
+        write_image(folder / f"{name}_rgb" / f"{index}.bmp", frame)
+    counts = thermal_counts(frames, thermal_rows)
+    (folder / f"{name}_t").mkdir(parents=True)
+    for index, frame in enumerate(counts):
+        frame.astype("<u2").tofile(folder / f"{name}_t" / f"{index}.raw")
+    if label_hz is None:
+        samples = frames if label_samples is None else label_samples
+        times = np.linspace(0, (frames - 1) / 30.0, samples)
+    else:
+        times = np.arange(0, frames / 30.0 + 0.05, 1 / label_hz)
+    bvp, quality = pulse(times), 0.5 + 0.4 * np.cos(times)
+    lines = [header + (",Time" if label_hz else "")] if header else []
+    for t, b, q in zip(times, bvp, quality):
+        lines.append(f"{b:.9f},{q:.6f},{q:.6f}" + (f",{t:.6f}" if label_hz else ""))
+    (folder / f"{name}_bvp.csv").write_text("\n".join(lines) + "\n")
+    frame_times = np.arange(frames) / 30.0
+    return {
+        "rgb": video,
+        "thermal": counts[:, :HEIGHT].astype(np.float64) * 0.04 - 273.15,
+        "bvp": pulse(frame_times),
+        "quality": 0.5 + 0.4 * np.cos(frame_times),
+    }
