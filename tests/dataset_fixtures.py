@@ -170,3 +170,25 @@ def write_ibvp(root: Path, name: str = "p01_a", frames: int = 8, thermal_rows: i
         "bvp": pulse(frame_times),
         "quality": 0.5 + 0.4 * np.cos(frame_times),
     }
+
+
+def write_bp4d(root: Path, name: str = "F001T1", frames: int = 8, size: int = 9,
+               rgb_dtype: str = "uint8", label_rows: int | None = None) -> dict[str, np.ndarray]:
+    """A preprocessed BP4D+ task: `RGB/` and `Thermal/` per-frame .npy files (face crops of
+    `size` x `size`) and `labels.npy` with the reference's 10 columns. `rgb_dtype` "float01"
+    or "float255" writes float frames on that scale. Returns what the reader should give."""
+    folder = root / name
+    (folder / "RGB").mkdir(parents=True)
+    (folder / "Thermal").mkdir()
+    video = rgb_frames(frames, size, size)
+    stored = {"uint8": video, "float01": video / 255.0, "float255": video.astype(np.float32)}[rgb_dtype]
+    thermal = (34.0 + 0.01 * thermal_counts(frames, size, size).astype(np.float32) % 1.0)
+    for index in range(frames):
+        np.save(folder / "RGB" / f"{index:05d}.npy", stored[index])
+        np.save(folder / "Thermal" / f"{index:05d}.npy", thermal[index])
+    times = np.arange(frames if label_rows is None else label_rows) / 25.0
+    table = np.zeros((times.size, 10))
+    table[:, 0], table[:, 1] = pulse(times), pulse(times, hz=0.3)
+    table[:, 4:9] = 72.0, 15.0, 120.0, 90.0, 80.0
+    np.save(folder / "labels.npy", table)
+    return {"rgb": video, "thermal": thermal, "bvp": table[:, 0], "rsp": table[:, 1]}
