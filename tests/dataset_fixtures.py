@@ -97,6 +97,22 @@ def write_pure(root: Path, name: str = "01-01", frames: int = 12, fps: float = 3
     return video, frame_times, np.interp(frame_times, label_times, waveform)
 
 
+def write_ubfc_dataset1(root: Path, name: str = "5-gt", frames: int = 30, fps: float = 28.7,
+                        video_name: str = "vid.avi", label_hz: float = 62.0,
+                        label_seconds: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A UBFC-rPPG DATASET_1 folder: a video + `gtdump.xmp` (headerless CSV of time in ms,
+    HR, SpO2, PPG at `label_hz`). Returns (frames, the PPG at the frame times)."""
+    folder = root / name
+    video = rgb_frames(frames)
+    write_video(folder / video_name, video, fps)
+    seconds = frames / fps + 0.1 if label_seconds is None else label_seconds
+    times = np.arange(0, seconds, 1 / label_hz)
+    rows = [f"{1000 * t:.0f},72,98,{50 * pulse(t) + 120:.6f}" for t in times]
+    (folder / "gtdump.xmp").write_text("\n".join(rows) + "\n")
+    times_ms = np.round(1000 * times) / 1000  # the file keeps whole milliseconds
+    return video, np.interp(np.arange(frames) / fps, times_ms, 50 * pulse(times) + 120)
+
+
 def matlab_v73_header() -> bytes:
     """The 128-byte header MATLAB writes into the 512-byte HDF5 user block of a v7.3 file."""
     text = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 ."

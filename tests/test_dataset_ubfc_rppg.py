@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataset_fixtures import pulse, write_ubfc
+from dataset_fixtures import pulse, write_ubfc, write_ubfc_dataset1
 from mmrphys.data.datasets import read_dataset
 from mmrphys.data.datasets.ubfc_rppg import read
 from mmrphys.data.recording import DatasetError
@@ -122,3 +122,31 @@ def test_empty_dataset_folder_is_rejected(tmp_path: Path) -> None:
 def test_missing_dataset_folder_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"UBFC-rPPG dataset folder is missing"):
         list(read(tmp_path / "absent"))
+
+
+def test_dataset1_folders_are_read_beside_dataset2(tmp_path: Path) -> None:
+    video, expected = write_ubfc_dataset1(tmp_path, "12-gt", frames=20, video_name="vid-12.avi")
+    write_ubfc(tmp_path, "subject3", frames=5)
+
+    recordings = list(read(tmp_path))
+
+    assert [r.subject for r in recordings] == ["12-gt", "subject3"]
+    first = recordings[0]
+    assert first.fps == pytest.approx(28.7, abs=0.01)
+    np.testing.assert_array_equal(first.load_rgb(), video)
+    np.testing.assert_allclose(first.load_labels()["bvp"], expected, atol=1e-3)
+
+
+def test_dataset1_bad_ground_truth_is_rejected(tmp_path: Path) -> None:
+    write_ubfc_dataset1(tmp_path, frames=30, label_seconds=0.5)
+    recording = next(read(tmp_path))
+    with pytest.raises(DatasetError, match=r"gtdump\.xmp: labels cover .* short"):
+        recording.load_labels()
+    dump = tmp_path / "5-gt" / "gtdump.xmp"
+    lines = dump.read_text().splitlines()
+    dump.write_text("\n".join([lines[0], "33,72,98", *lines[2:]]) + "\n")
+    with pytest.raises(DatasetError, match=r"gtdump\.xmp: line 2 has 3 columns"):
+        recording.load_labels()
+    dump.write_text("\n".join([lines[0], "33,72,98,nan", *lines[2:]]) + "\n")
+    with pytest.raises(DatasetError, match=r"gtdump\.xmp: PPG \(column 4\) has 1 non-finite.*sample 1"):
+        recording.load_labels()
