@@ -177,6 +177,8 @@ def _frame_count(video: Path) -> int:
 def _declared_fps(video: Path) -> float:
     """The container's frame rate; the nominal rate when the file is missing or unreadable
     (its loaders then report the problem when the recording is ingested)."""
+    if not video.is_file():
+        return NOMINAL_FPS
     capture = cv2.VideoCapture(str(video))
     fps = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else 0.0
     capture.release()
