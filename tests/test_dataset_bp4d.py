@@ -90,7 +90,7 @@ def test_corrupt_or_pickled_frame_is_rejected(tmp_path: Path) -> None:
 def test_frames_of_different_shapes_are_rejected(tmp_path: Path) -> None:
     write_bp4d(tmp_path, frames=4)
     np.save(tmp_path / "F001T1" / "Thermal" / "00001.npy", np.zeros((5, 5), np.float32))
-    with pytest.raises(DatasetError, match=r"00001\.npy: frame of shape \(5, 5\) differs"):
+    with pytest.raises(DatasetError, match=r"00001\.npy: float32 frame of shape \(5, 5\) differs"):
         next(read(tmp_path)).load_thermal()
 
 
