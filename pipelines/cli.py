@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("pipelines.commands.evaluate", "evaluate a model on a split of the shards: metrics, report, plots"),
     "register": ("pipelines.commands.register", "register a run's model in the MLflow registry or move an alias"),
     "export": ("pipelines.commands.export", "export a model to ONNX"),
+    "predict": ("pipelines.commands.predict", "heart and respiration rate from your own face video"),
+    "demo": ("pipelines.commands.demo", "the main job: synthetic data -> ingest -> train -> evaluate -> register"),
 }
 
 

@@ -117,10 +117,18 @@ def check_tracking(config: ExperimentConfig) -> str | None:
     return uri
 
 
+def split_rows(shards: str | Path, split: str, fold: int | None = None) -> int:
+    """Accepted chunks in `split`, counted from the manifest (no data is read)."""
+    from pipelines.data import read_manifest, split_subjects
+
+    manifest = read_manifest(shards)
+    subjects = set(split_subjects(manifest, split, fold))
+    return sum(r["chunks"] for r in manifest["recordings"]
+               if r["status"] == "accepted" and r["subject"] in subjects)
+
+
 def steps_per_epoch(config: ExperimentConfig) -> int:
     """Batches each worker sees per epoch (the even split rounds rows down)."""
-    from pipelines.data import split_rows
-
     rows = split_rows(config.data.shards, config.data.train_split, fold=config.data.fold)
     per_worker = rows // config.train.workers
     if per_worker < 1:
