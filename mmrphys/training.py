@@ -135,7 +135,7 @@ def train_epoch(
 
 @dataclasses.dataclass
 class ValidationOutput:
-    """Per-chunk predictions and labels of one worker, plus its summed losses."""
+    """Per-chunk predictions and labels, plus summed losses (validation or evaluation)."""
 
     recording_ids: list[str]
     chunk_indices: list[int]
@@ -145,24 +145,6 @@ class ValidationOutput:
     loss_sum: float = 0.0
     task_loss_sums: dict[str, float] = dataclasses.field(default_factory=dict)
     samples: int = 0
-
-    @classmethod
-    def merge(cls, parts: Iterable["ValidationOutput"]) -> "ValidationOutput":
-        """Concatenate the outputs of several workers."""
-        parts = list(parts)
-        tasks = list(parts[0].predictions) if parts else []
-        merged = cls([], [], [], {t: [] for t in tasks}, {t: [] for t in tasks})
-        for part in parts:
-            merged.recording_ids += part.recording_ids
-            merged.chunk_indices += part.chunk_indices
-            merged.fps += part.fps
-            for task in tasks:
-                merged.predictions[task] += part.predictions[task]
-                merged.labels[task] += part.labels[task]
-                merged.task_loss_sums[task] = merged.task_loss_sums.get(task, 0.0) + part.task_loss_sums.get(task, 0.0)
-            merged.loss_sum += part.loss_sum
-            merged.samples += part.samples
-        return merged
 
 
 @torch.no_grad()
