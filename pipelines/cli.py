@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("pipelines.commands.export", "export a model to ONNX"),
     "predict": ("pipelines.commands.predict", "heart and respiration rate from your own face video"),
     "demo": ("pipelines.commands.demo", "the main job: synthetic data -> ingest -> train -> evaluate -> register"),
+    "datasets": ("pipelines.commands.datasets", "list a raw dataset's recordings and check their labels before ingest"),
 }
 
 
