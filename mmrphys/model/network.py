@@ -17,6 +17,8 @@ from mmrphys.model.factorization import FeaturesFactorizationModule
 from mmrphys.model.heads import FACTOR_CHANNELS, BVPFeatureExtractor, BVPHead, RSPFeatureExtractor, RSPHead
 from mmrphys.model.layouts import LAYOUTS
 
+#: attribute of each task's head (the reference's state-dict prefixes)
+HEADS = {"bvp": "rppg_head", "rsp": "rBr_head"}
 MODALITY_DESCRIPTION = {"rgb": "RGB", "thermal": "thermal", "rgbt": "RGB then thermal"}
 
 
@@ -170,14 +172,13 @@ class MMRPhys(nn.Module):
         targets: dict[str, torch.Tensor | None] = {task: None for task in self.config.tasks}
         if attend and self.needs_labels:
             targets.update(self.check_labels(labels, x.shape[0], frames, x.dtype, x.device))
-        out: dict[str, torch.Tensor] = {}
-        if "bvp" in self.config.tasks:
-            out["bvp"] = self.rppg_head(self._features("bvp", d), targets["bvp"], attend)
-        if "rsp" in self.config.tasks:
-            out["rsp"] = self.rBr_head(self._features("rsp", d), targets["rsp"], attend)
-        return out
+        return {task: self.head(task)(self.features(task, d), targets[task], attend) for task in self.config.tasks}
 
-    def _features(self, task: str, d: torch.Tensor) -> list[torch.Tensor]:
+    def head(self, task: str) -> nn.Module:
+        """The head module of a task ("bvp" or "rsp")."""
+        return getattr(self, HEADS[task])
+
+    def features(self, task: str, d: torch.Tensor) -> list[torch.Tensor]:
         """The branch's extractor output(s) from the normalised clip d: one tensor, or
         (RGB, thermal) with late fusion. Per-task fusion routes RGB to BVP, thermal to RSP."""
         fusion = self.config.fusion
