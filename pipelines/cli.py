@@ -13,6 +13,7 @@ import sys
 # command name -> (module defining `register(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("pipelines.commands.model", "inspect a model variant: layers, parameters, forward time"),
+    "submit": ("pipelines.commands.submit", "run an mmrphys command on a Ray cluster as a Ray job"),
 }
 
 
