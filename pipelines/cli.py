@@ -13,6 +13,13 @@ import sys
 # command name -> (module defining `register(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("pipelines.commands.model", "inspect a model variant: layers, parameters, forward time"),
+    "train": ("pipelines.commands.train", "train MMRPhys on shards with Ray Train, tracked in MLflow"),
+    "evaluate": ("pipelines.commands.evaluate", "evaluate a model on a split of the shards: metrics, report, plots"),
+    "register": ("pipelines.commands.register", "register a run's model in the MLflow registry or move an alias"),
+    "export": ("pipelines.commands.export", "export a model to ONNX"),
+    "predict": ("pipelines.commands.predict", "heart and respiration rate from your own face video"),
+    "demo": ("pipelines.commands.demo", "the main job: synthetic data -> ingest -> train -> evaluate -> register"),
+    "datasets": ("pipelines.commands.datasets", "list a raw dataset's recordings and check their labels before ingest"),
     "submit": ("pipelines.commands.submit", "run an mmrphys command on a Ray cluster as a Ray job"),
 }
 
