@@ -158,3 +158,16 @@ def test_epoch_millisecond_labels_meet_the_frames_capture_times(tmp_path: Path) 
     bvp = next(read(tmp_path)).load_labels()["bvp"]
     # the frames' jitter (up to 4 ms) is honoured: compare at the true capture times
     np.testing.assert_allclose(bvp, expected["bvp"], atol=2e-3)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("", r"empty label file"),
+    ("BVP,SQ1,SQ2\n", r"label file has a header but no samples"),
+    ("BVP,SQ1,SQ2\n0.1,0.5,0.5\n0.2,0.5\n", r"line 3 has 2 columns; expected at least 3"),
+    ("0.1,0.5,0.5\n0.2,0.5,0.5,7\n", r"rows have different numbers of columns"),
+])
+def test_malformed_label_files_are_rejected(tmp_path: Path, text: str, problem: str) -> None:
+    write_ibvp(tmp_path, frames=2)
+    (tmp_path / "p01_a" / "p01_a_bvp.csv").write_text(text)
+    with pytest.raises(DatasetError, match=rf"p01_a_bvp\.csv: {problem}"):
+        next(read(tmp_path)).load_labels()

@@ -119,19 +119,12 @@ def labels_at_frames(
 ) -> dict[str, np.ndarray]:
     """Linearly interpolate label `signals` sampled at `sample_times` (s) to `frame_times` (s).
 
-    The labels must cover the frames: they may start or end at most one frame period
+    Every signal holds one value per sample time. The labels must cover the frames: they may start or end at most one frame period
     inside the video (held constant there), otherwise the label file is short and the
     recording is rejected rather than padded with invented values.
     """
     times = check_finite(sample_times, source, "label timestamps")
-    checked = {}
-    for name, values in signals.items():
-        checked[name] = check_finite(values, source, name)
-        if checked[name].shape != times.shape:
-            raise DatasetError(
-                f"{source}: {name} has {checked[name].size} samples "
-                f"but there are {times.size} timestamps"
-            )
+    checked = {name: check_finite(values, source, name) for name, values in signals.items()}
     steps = np.diff(times)
     if np.any(steps <= 0):
         at = int(np.flatnonzero(steps <= 0)[0]) + 1
