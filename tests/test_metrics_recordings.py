@@ -235,5 +235,7 @@ def test_waveform_rates_without_labels():
     assert rates[0] == pytest.approx(66, abs=0.25) and rates[1] == pytest.approx(120, abs=0.25)
     assert math.isnan(rates[2])
     assert waveform_rates(wave(40, 15), FS, task="rsp") == pytest.approx(15, abs=0.25)
-    with pytest.raises(WindowTooShortError, match="too short"):
-        waveform_rates(wave(1, 66), FS)
+    assert math.isnan(waveform_rates(wave(1, 66), FS))
+    assert np.isnan(waveform_rates(np.stack([wave(6, 15)] * 2), FS, task="rsp")).all()
+    with pytest.raises(SignalError, match="bvp waveform: 1 NaN"):
+        waveform_rates(np.append(wave(10, 66), np.nan), FS)

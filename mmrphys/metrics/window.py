@@ -188,8 +188,10 @@ def waveform_rates(
 ) -> np.ndarray:
     """Rates per minute of one waveform (T,) or of each row of (B, T), with no label.
 
-    The prediction half of `window_rates`, for serving: same checks and processing; a
-    constant row gives NaN under the default profile.
+    The prediction half of `window_rates`, for serving arbitrary clips: the same checks
+    and processing, but a waveform shorter than `min_window_samples` (e.g. a 6-s clip for
+    breathing under the default profile, which needs one period of 5/min) gives NaN
+    rather than an error, as does a constant row under the default profile.
     """
     prof = get_profile(profile)
     rules = prof.task(task)
@@ -197,12 +199,8 @@ def waveform_rates(
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     x = check_signal(waveforms, f"{task} waveform")
     fs = check_fs(fs, rules, task)
-    need = min_window_samples(prof, task, fs)
-    if x.shape[-1] < need:
-        raise signals.WindowTooShortError(
-            f"a {task} waveform of {x.shape[-1]} samples is too short under profile {prof.name!r} "
-            f"(needs at least {need} at {fs} Hz)"
-        )
+    if x.shape[-1] < min_window_samples(prof, task, fs):
+        return np.full(x.shape[:-1], np.nan)
     rates = _rates(_preprocess(x, fs, rules, prof, label_diff, True), fs, rules, method)
     if prof.constant_prediction_is_nan:
         rates = np.where(_is_constant(x), np.nan, rates)
