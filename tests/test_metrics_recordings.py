@@ -80,8 +80,12 @@ def test_summarize_small_and_degenerate_inputs():
         summarize([1.0, 2.0, 3.0], [1.0, 2.0])
     with pytest.raises(ValueError, match="snr has 2 values"):
         summarize([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], snr=[1.0, 2.0])
-    with pytest.raises(ValueError, match="no window with finite rates"):
-        summarize([np.nan], [72.0])
+    with pytest.raises(ValueError, match="no rates to summarize"):
+        summarize([], [])
+    collapsed = summarize([np.nan, np.nan], [72.0, 80.0], snr=[np.nan, np.nan], macc=[np.nan, np.nan])
+    assert collapsed["n"] == 0 and collapsed["n_invalid"] == 2
+    assert math.isnan(collapsed["MAE"]) and math.isnan(collapsed["MACC"]) and math.isnan(collapsed["Pearson_SE"])
+    assert summarize([np.nan], [72.0], task="rsp", profile="default")["SNR"] is None
 
 
 def test_bland_altman_reference_and_default():
@@ -227,6 +231,14 @@ def test_evaluate_recordings_bad_input_names_the_recording():
         evaluate_recordings(preds, labels, FS, tasks=("bvp",), window_seconds=0)
     with pytest.raises(ValueError, match="no window left to evaluate .*fewer than the 360"):
         evaluate_recordings({"rsp": preds["bvp"]}, {"rsp": labels["bvp"]}, FS, tasks=("rsp",), window_seconds=10)
+
+
+def test_a_constant_model_is_reported_not_fatal():
+    preds, labels = recordings({"s1": 72.0, "s2": 80.0}, 20)
+    flat = {"bvp": {rec: np.zeros_like(x) for rec, x in preds["bvp"].items()}}
+    result = evaluate_recordings(flat, labels, FS, tasks=("bvp",))
+    assert result.summary["bvp"]["n_invalid"] == 2 and math.isnan(result.summary["bvp"]["MAE"])
+    assert all(r["flags"] == "constant_prediction" for r in result.per_recording)
 
 
 def test_waveform_rates_without_labels():
