@@ -229,6 +229,12 @@ def test_evaluate_recordings_bad_input_names_the_recording():
         evaluate_recordings(preds, labels, 4.0, tasks=("bvp",))
     with pytest.raises(ValueError, match="window_seconds must be a positive"):
         evaluate_recordings(preds, labels, FS, tasks=("bvp",), window_seconds=0)
+    constant = {"bvp": dict(labels["bvp"], s2=np.ones(600))}
+    with pytest.raises(SignalError, match="bvp label of recording 's2' is constant"):
+        evaluate_recordings(preds, constant, FS, tasks=("bvp",))
+    no_bins = {"rsp": {"s1": preds["bvp"]["s1"][:16]}}, {"rsp": {"s1": labels["bvp"]["s1"][:16]}}
+    with pytest.raises(SignalError, match="rsp windows of 16 samples at 30.0 Hz \\(s1#0\\): no spectral bin"):
+        evaluate_recordings(*no_bins, FS, tasks=("rsp",), profile="mmrphys")
     with pytest.raises(ValueError, match="no window left to evaluate .*fewer than the 360"):
         evaluate_recordings({"rsp": preds["bvp"]}, {"rsp": labels["bvp"]}, FS, tasks=("rsp",), window_seconds=10)
 
