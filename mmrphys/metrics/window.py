@@ -88,7 +88,8 @@ def min_window_samples(profile: Profile, task: str, fs: float, bandpass: bool = 
     return need
 
 
-def _is_constant(x: np.ndarray) -> np.ndarray:
+def is_constant(x: np.ndarray) -> np.ndarray:
+    """True for each signal (last axis) without variation, relative to its magnitude."""
     scale = np.maximum(1.0, np.abs(x).max(axis=-1))
     return x.std(axis=-1) <= 1e-12 * scale
 
@@ -99,6 +100,22 @@ def _integrate(x: np.ndarray, float32: bool) -> np.ndarray:
         # double but stores every partial sum as float32
         return np.cumsum(x.astype(np.float32), axis=-1, dtype=np.float64).astype(np.float32).astype(np.float64)
     return np.cumsum(x, axis=-1)
+
+
+def preprocess(
+    x: np.ndarray,
+    fs: float,
+    task: str = "bvp",
+    profile: str | Profile = "default",
+    label_diff: bool = False,
+    bandpass: bool = True,
+) -> np.ndarray:
+    """The profile's waveform processing before rates are read: integrate, detrend, band-pass.
+
+    Inputs are not checked here; `window_rates` checks them first.
+    """
+    prof = get_profile(profile)
+    return _preprocess(np.asarray(x, dtype=np.float64), fs, prof.task(task), prof, label_diff, bandpass)
 
 
 def _preprocess(x: np.ndarray, fs: float, rules: TaskRules, profile: Profile, diff: bool, bandpass: bool) -> np.ndarray:
@@ -162,6 +179,35 @@ def _macc(pred: np.ndarray, label: np.ndarray, fs: float, rules: TaskRules) -> n
     return signals.max_cross_correlation(pred, label, max_lag=max_lag, signed=True)
 
 
+def waveform_rates(
+    waveforms: np.ndarray,
+    fs: float,
+    task: str = "bvp",
+    profile: str | Profile = "default",
+    method: Literal["fft", "peak"] = "fft",
+    label_diff: bool = False,
+) -> np.ndarray:
+    """Rates per minute of one waveform (T,) or of each row of (B, T), with no label.
+
+    The prediction half of `window_rates`, for serving arbitrary clips: the same checks
+    and processing, but a waveform shorter than `min_window_samples` (e.g. a 6-s clip for
+    breathing under the default profile, which needs one period of 5/min) gives NaN
+    rather than an error, as does a constant row under the default profile.
+    """
+    prof = get_profile(profile)
+    rules = prof.task(task)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    x = check_signal(waveforms, f"{task} waveform")
+    fs = check_fs(fs, rules, task)
+    if x.shape[-1] < min_window_samples(prof, task, fs):
+        return np.full(x.shape[:-1], np.nan)
+    rates = _rates(_preprocess(x, fs, rules, prof, label_diff, True), fs, rules, method)
+    if prof.constant_prediction_is_nan:
+        rates = np.where(is_constant(x), np.nan, rates)
+    return rates
+
+
 def window_rates(
     pred: np.ndarray,
     label: np.ndarray,
@@ -197,12 +243,12 @@ def window_rates(
             f"a window of {n} samples ({n / fs:.2f} s at {fs} Hz) is too short for {task} "
             f"under profile {prof.name!r} (needs at least {need} samples)"
         )
-    if _is_constant(label).any():
+    if is_constant(label).any():
         raise signals.SignalError("label is constant: it holds no pulse or breathing to compare with")
 
     single = pred.ndim == 1
     pred2, label2 = np.atleast_2d(pred), np.atleast_2d(label)
-    constant = _is_constant(pred2)
+    constant = is_constant(pred2)
     p = _preprocess(pred2, fs, rules, prof, label_diff, bandpass)
     g = _preprocess(label2, fs, rules, prof, label_diff, bandpass)
     rate_pred = _rates(p, fs, rules, method)
