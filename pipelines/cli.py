@@ -15,6 +15,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("pipelines.commands.model", "inspect a model variant: layers, parameters, forward time"),
     "synth": ("pipelines.commands.synth", "write a synthetic RGB + thermal face-video dataset"),
     "ingest": ("pipelines.commands.ingest", "turn a dataset into validated, subject-split Parquet shards"),
+    "train": ("pipelines.commands.train", "train MMRPhys on shards with Ray Train, tracked in MLflow"),
+    "evaluate": ("pipelines.commands.evaluate", "evaluate a model on a split of the shards: metrics, report, plots"),
+    "register": ("pipelines.commands.register", "register a run's model in the MLflow registry or move an alias"),
+    "export": ("pipelines.commands.export", "export a model to ONNX"),
+    "predict": ("pipelines.commands.predict", "heart and respiration rate from your own face video"),
+    "demo": ("pipelines.commands.demo", "the main job: synthetic data -> ingest -> train -> evaluate -> register"),
+    "datasets": ("pipelines.commands.datasets", "list a raw dataset's recordings and check their labels before ingest"),
+    "evaluate-signals": ("pipelines.commands.evaluate_signals", "HR/RR metrics of predicted vs label waveforms from files"),
+    "tune": ("pipelines.commands.tune", "search resolution, modality pairing, attention and more with Ray Tune"),
+    "submit": ("pipelines.commands.submit", "run an mmrphys command on a Ray cluster as a Ray job"),
 }
 
 

@@ -1,0 +1,87 @@
+"""Small building blocks of MMRPhys: the conv block, the front end and the conv stacks.
+
+Module attribute names follow the reference implementation's state-dict keys
+(`conv_block_3d.0.weight`, ...), so its checkpoints load with `strict=True`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Triple = tuple[int, int, int]
+
+#: eps of every instance norm in the reference (PyTorch's default)
+NORM_EPS = 1e-5
+
+
+class ConvBlock3D(nn.Module):
+    """Conv3d 3x3x3 without bias -> Tanh -> InstanceNorm3d (no affine, no running stats)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: Triple | int = 1, padding: Triple | int = 0):
+        super().__init__()
+        self.conv_block_3d = nn.Sequential(
+            nn.Conv3d(c_in, c_out, kernel_size=3, stride=stride, padding=padding, bias=False),
+            nn.Tanh(),
+            nn.InstanceNorm3d(c_out, eps=NORM_EPS),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_block_3d(x)
+
+
+class ConvReLU(nn.Module):
+    """1x1x1 Conv3d without bias followed by ReLU (the reference's norm-free "ConvBNReLU")."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv3d(c_in, c_out, kernel_size=1, bias=False)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv(x))
+
+
+def conv_stack(
+    layers: Sequence[tuple[int, int, Triple | int, Triple | int] | str], dropout: float
+) -> nn.Sequential:
+    """Build an nn.Sequential of ConvBlock3D layers and "dropout" markers, in order.
+
+    Dropout markers keep their index in the Sequential, which is why the reference's
+    checkpoint keys skip indices (e.g. `bvp_feature_extractor.3` after a dropout at 2).
+    """
+    modules: list[nn.Module] = []
+    for layer in layers:
+        if layer == "dropout":
+            modules.append(nn.Dropout3d(dropout))
+        else:
+            c_in, c_out, stride, padding = layer
+            modules.append(ConvBlock3D(c_in, c_out, stride, padding))
+    return nn.Sequential(*modules)
+
+
+def temporal_difference(x: torch.Tensor, append_last: bool = False) -> torch.Tensor:
+    """Frame differences d[:, :, t] = x[:, :, t+1] - x[:, :, t] of a (B, C, T+1, H, W) clip.
+
+    With `append_last`, x has T frames and a copy of its last frame is taken as appended
+    (the reference trainer's padding): the last difference is then exactly zero, written
+    directly instead of copying the clip to append a frame.
+    """
+    if not append_last:
+        return x[:, :, 1:] - x[:, :, :-1]
+    d = x.new_zeros(x.shape)
+    torch.sub(x[:, :, 1:], x[:, :, :-1], out=d[:, :, :-1])
+    return d
+
+
+def front_end(x: torch.Tensor, append_last: bool = False) -> torch.Tensor:
+    """The reference's input normalisation: temporal difference, then per-channel
+    instance norm over (T, H, W) with biased variance and eps 1e-5.
+
+    The reference keeps separate RGB and thermal norm modules; instance norm is per
+    channel, so one call over all channels gives the same numbers.
+    """
+    return F.instance_norm(temporal_difference(x, append_last), eps=NORM_EPS)

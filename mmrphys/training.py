@@ -1,0 +1,227 @@
+"""The training recipe for one worker, in plain PyTorch.
+
+Optimizer, learning-rate schedule, one epoch over an iterable of batches, and validation
+predictions turned into per-recording HR/RR metrics. Nothing here knows about Ray: the
+Ray Train loop in `pipelines/train.py` feeds these functions its dataset shards, and a
+notebook or test can feed them any iterable of dict batches.
+
+Batches are mappings with "video" (B, C, T, H, W) float32 raw frames and one (B, T)
+float32 label per task, z-scored per chunk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmrphys.config import EvalConfig, TrainConfig
+from mmrphys.losses import multitask_loss
+
+#: the rate each task's waveform gives, as named in reported metrics
+RATE_OF_TASK = {"bvp": "hr", "rsp": "rr"}
+
+
+def build_optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
+    """Adam with the reference's defaults (betas 0.9/0.999, eps 1e-8, no weight decay)."""
+    return torch.optim.Adam(model.parameters(), lr=train.lr)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, train: TrainConfig,
+                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """OneCycleLR over the whole run, stepped once per batch (None for a constant rate)."""
+    if train.scheduler == "constant":
+        return None
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=train.lr, epochs=train.epochs, steps_per_epoch=max(1, steps_per_epoch)
+    )
+
+
+def step_scheduler(scheduler: torch.optim.lr_scheduler.LRScheduler | None) -> None:
+    """Advance the schedule one batch, holding the final rate if the epoch ran long.
+
+    Streaming shards can yield a batch more than the per-epoch estimate; OneCycleLR
+    raises past its last step, so the extra steps keep the last rate instead.
+    """
+    if scheduler is None:
+        return
+    total = getattr(scheduler, "total_steps", None)
+    if total is not None and scheduler.last_epoch + 1 >= total:
+        return
+    scheduler.step()
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on GPU for precision `auto` or `bf16`; full precision otherwise."""
+    if device.type == "cuda" and precision in ("auto", "bf16"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@dataclasses.dataclass
+class EpochStats:
+    """Sample-weighted mean losses of one pass over a worker's batches."""
+
+    loss: float
+    task_losses: dict[str, float]
+    samples: int
+    batches: int
+
+
+class _LossMeter:
+    def __init__(self, tasks: Iterable[str]):
+        self.total = 0.0
+        self.per_task = {task: 0.0 for task in tasks}
+        self.samples = 0
+        self.batches = 0
+
+    def add(self, total: torch.Tensor, per_task: Mapping[str, torch.Tensor], n: int) -> None:
+        self.total += float(total.detach()) * n
+        for task, value in per_task.items():
+            self.per_task[task] += float(value.detach()) * n
+        self.samples += n
+        self.batches += 1
+
+    def stats(self) -> EpochStats:
+        n = max(self.samples, 1)
+        return EpochStats(self.total / n, {t: v / n for t, v in self.per_task.items()}, self.samples, self.batches)
+
+
+def _labels(batch: Mapping[str, Any], tasks: Iterable[str], device: torch.device) -> dict[str, torch.Tensor]:
+    return {task: torch.as_tensor(batch[task], dtype=torch.float32).to(device) for task in tasks}
+
+
+def train_epoch(
+    model: torch.nn.Module,
+    batches: Iterable[Mapping[str, Any]],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    *,
+    tasks: tuple[str, ...],
+    weights: Mapping[str, float],
+    train: TrainConfig,
+    device: torch.device,
+) -> EpochStats:
+    """One pass over `batches`: forward with labels (TSFM uses them), loss, step per batch."""
+    model.train()
+    meter = _LossMeter(tasks)
+    for batch in batches:
+        video = torch.as_tensor(batch["video"], dtype=torch.float32).to(device)
+        labels = _labels(batch, tasks, device)
+        with autocast(device, train.precision):
+            predictions = model(video, labels=labels)
+        predictions = {task: predictions[task].float() for task in tasks}
+        total, per_task = multitask_loss(predictions, labels, dict(weights), kind=train.loss)
+        if not torch.isfinite(total):
+            raise FloatingPointError(
+                f"training loss became {float(total)} at batch {meter.batches}; "
+                "lower train.lr or set train.grad_clip"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if train.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
+        optimizer.step()
+        step_scheduler(scheduler)
+        meter.add(total, per_task, video.shape[0])
+    return meter.stats()
+
+
+@dataclasses.dataclass
+class ValidationOutput:
+    """Per-chunk predictions and labels, plus summed losses (validation or evaluation)."""
+
+    recording_ids: list[str]
+    chunk_indices: list[int]
+    fps: list[float]
+    predictions: dict[str, list[np.ndarray]]
+    labels: dict[str, list[np.ndarray]]
+    loss_sum: float = 0.0
+    task_loss_sums: dict[str, float] = dataclasses.field(default_factory=dict)
+    samples: int = 0
+
+
+@torch.no_grad()
+def predict_chunks(
+    model: torch.nn.Module,
+    batches: Iterable[Mapping[str, Any]],
+    *,
+    tasks: tuple[str, ...],
+    weights: Mapping[str, float],
+    train: TrainConfig,
+    device: torch.device,
+) -> ValidationOutput:
+    """Eval-mode predictions (no labels reach the model) and losses over id-carrying batches.
+
+    Batches also hold "recording_id", "chunk_index" and "fps" per row.
+    """
+    model.eval()
+    out = ValidationOutput([], [], [], {t: [] for t in tasks}, {t: [] for t in tasks},
+                           task_loss_sums={t: 0.0 for t in tasks})
+    for batch in batches:
+        video = torch.as_tensor(np.asarray(batch["video"]), dtype=torch.float32).to(device)
+        labels = _labels(batch, tasks, device)
+        with autocast(device, train.precision):
+            predictions = model(video)
+        predictions = {task: predictions[task].float() for task in tasks}
+        total, per_task = multitask_loss(predictions, labels, dict(weights), kind=train.loss)
+        n = video.shape[0]
+        out.loss_sum += float(total) * n
+        for task in tasks:
+            out.task_loss_sums[task] += float(per_task[task]) * n
+            out.predictions[task] += list(predictions[task].cpu().numpy())
+            out.labels[task] += list(labels[task].cpu().numpy())
+        out.recording_ids += [str(r) for r in batch["recording_id"]]
+        out.chunk_indices += [int(c) for c in batch["chunk_index"]]
+        out.fps += [float(f) for f in batch["fps"]]
+        out.samples += n
+    return out
+
+
+def recording_signals(out: ValidationOutput) -> tuple[dict[str, dict[str, np.ndarray]],
+                                                       dict[str, dict[str, np.ndarray]], dict[str, float]]:
+    """Chunks concatenated in order per recording: (predictions, labels, fps per recording)."""
+    from mmrphys.metrics import assemble_recordings
+
+    predictions = {t: assemble_recordings(out.recording_ids, out.chunk_indices, v) for t, v in out.predictions.items()}
+    labels = {t: assemble_recordings(out.recording_ids, out.chunk_indices, v) for t, v in out.labels.items()}
+    fps = dict(zip(out.recording_ids, out.fps))
+    return predictions, labels, fps
+
+
+def evaluate_output(out: ValidationOutput, evaluation: EvalConfig, tasks: tuple[str, ...]):
+    """Per-recording rates and summary metrics of validation output (an `Evaluation`)."""
+    from mmrphys.metrics import evaluate_recordings
+
+    predictions, labels, fps = recording_signals(out)
+    return evaluate_recordings(
+        predictions, labels, fps, tasks=tasks, window_seconds=evaluation.window_seconds,
+        profile=evaluation.profile, method=evaluation.method,
+    )
+
+
+def summary_metrics(evaluation: Any, tasks: tuple[str, ...], prefix: str = "val") -> dict[str, float]:
+    """Flat metric names from an Evaluation: `val_hr_mae`, `val_rr_rmse`, ... and `val_rate_mae`."""
+    metrics: dict[str, float] = {}
+    for task in tasks:
+        for key, value in evaluation.summary[task].items():
+            if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
+                metrics[f"{prefix}_{RATE_OF_TASK[task]}_{key.lower()}"] = float(value)
+    metrics[f"{prefix}_rate_mae"] = sum(metrics[f"{prefix}_{RATE_OF_TASK[t]}_mae"] for t in tasks)
+    return metrics
+
+
+def validation_metrics(out: ValidationOutput, evaluation: EvalConfig, tasks: tuple[str, ...]) -> dict[str, float]:
+    """val_loss, per-task val losses and the rate metrics of merged validation output."""
+    n = max(out.samples, 1)
+    metrics = {"val_loss": out.loss_sum / n}
+    metrics.update({f"val_{task}_loss": out.task_loss_sums[task] / n for task in tasks})
+    metrics.update(summary_metrics(evaluate_output(out, evaluation, tasks), tasks))
+    return metrics
+

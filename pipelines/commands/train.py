@@ -1,0 +1,76 @@
+"""`mmrphys train`: distributed training from a config file plus overrides."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mmrphys.config import ConfigError, ExperimentConfig
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the train command's arguments."""
+    parser.add_argument("--data", help="shards folder from `mmrphys ingest` (sets data.shards)")
+    parser.add_argument("--config", type=Path, help="experiment YAML (missing fields take defaults)")
+    parser.add_argument("--storage", type=Path, default=Path("runs"), help="folder holding run folders (default ./runs)")
+    parser.add_argument("--name", help="run folder name (default: variant and timestamp)")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                        help="continue a stopped run from its latest checkpoint (its saved config + overrides)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    parser.add_argument("--register", metavar="NAME", help="register the best model as a new version of NAME")
+    parser.add_argument("--alias", help="alias for the new version (with --register), e.g. champion")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="config overrides, e.g. model.resolution=9 train.epochs=3")
+
+
+def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
+    """The experiment config from --config / --resume, flags and KEY=VALUE overrides."""
+    from pipelines.train import load_run_config
+
+    overrides = list(args.overrides)
+    if args.data:
+        overrides.append(f"data.shards={Path(args.data).resolve()}")
+    if args.tracking_uri:
+        overrides.append(f"tracking.uri={args.tracking_uri}")
+    if args.register:
+        overrides.append(f"tracking.register_as={args.register}")
+    if args.alias:
+        overrides.append(f"tracking.alias={args.alias}")
+    if args.resume:
+        return load_run_config(args.resume, overrides)
+    if args.config:
+        return ExperimentConfig.load_yaml(args.config, overrides)
+    return ExperimentConfig().with_overrides(overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train and print where the run, the model and the metrics went."""
+    from pipelines.train import TrainingError, train
+
+    try:
+        config = resolve_config(args)
+    except (ConfigError, TrainingError) as err:
+        print(f"error: {err}")
+        return 2
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+        return 0
+    storage, name = (args.resume.resolve().parent, args.resume.resolve().name) if args.resume else (args.storage, args.name)
+    try:
+        result = train(config, storage_path=storage, name=name, resume=bool(args.resume))
+    except TrainingError as err:
+        print(f"error: {err}")
+        return 1
+    metric = config.train.checkpoint_metric
+    print(f"best epoch {result.best_metrics['epoch'] + 1}: {metric}={result.best_metrics[metric]:.3f}")
+    print(f"run folder:      {result.run_dir}")
+    print(f"best model:      {result.model_dir}")
+    if result.mlflow_run_id:
+        print(f"MLflow run:      {result.mlflow_run_id} at {result.tracking_uri}")
+    if result.registered_version:
+        alias = f" (alias {config.tracking.alias})" if config.tracking.alias else ""
+        print(f"registered:      models:/{config.tracking.register_as}/{result.registered_version}{alias}")
+    return 0

@@ -1,0 +1,241 @@
+"""MLflow tracking and registry for training, evaluation and tuning runs.
+
+Every function takes the tracking URI explicitly (resolved once by `resolve_tracking_uri`:
+flag, then $MLFLOW_TRACKING_URI, then a SQLite store in the working directory), so the
+driver and the Ray workers talk to the same store without relying on process-global
+MLflow state. With a SQLite or file store, experiments get an explicit artifact location
+beside the database: MLflow's default (`./mlruns` relative to whichever process creates
+the experiment) would scatter artifacts into Ray's session folders.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import urllib.parse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mmrphys.config import ModelConfig, TrackingConfig
+
+#: model-version tags that record the input a registered model takes
+INPUT_TAGS = ("resolution", "modality", "frames", "tasks")
+#: MLflow caps a param value at this many characters
+_PARAM_VALUE_LIMIT = 6000
+
+
+class TrackingError(RuntimeError):
+    """The tracking store or registry cannot be used as asked."""
+
+
+def resolve_tracking_uri(flag: str = "") -> str:
+    """The tracking URI to use: `flag`, else $MLFLOW_TRACKING_URI, else ./mlflow.db (SQLite).
+
+    Relative SQLite and file paths are made absolute, because Ray workers run in other
+    working directories.
+    """
+    uri = flag or os.environ.get("MLFLOW_TRACKING_URI", "") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    if uri.startswith("sqlite:///"):
+        path = uri[len("sqlite:///"):]
+        if not path.startswith("/"):
+            uri = f"sqlite:///{Path(path).resolve()}"
+    elif "://" not in uri:
+        uri = Path(uri).resolve().as_uri()
+    return uri
+
+
+def local_store_dir(uri: str) -> Path | None:
+    """The folder holding a SQLite database or file store; None for a tracking server."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///"):]).parent
+    if uri.startswith("file://"):
+        return Path(urllib.parse.urlparse(uri).path)
+    return None
+
+
+def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail early, with the URI in the message, if the store cannot be reached or written."""
+    scheme = urllib.parse.urlparse(uri).scheme
+    store_dir = local_store_dir(uri)
+    if store_dir is not None:
+        probe = store_dir
+        while not probe.exists():
+            probe = probe.parent
+        if not os.access(probe, os.W_OK):
+            raise TrackingError(f"tracking URI {uri}: folder {probe} is not writable")
+        return
+    if scheme in ("http", "https"):
+        parsed = urllib.parse.urlparse(uri)
+        port = parsed.port or (443 if scheme == "https" else 80)
+        try:
+            socket.create_connection((parsed.hostname, port), timeout=timeout_s).close()
+        except OSError as err:
+            raise TrackingError(
+                f"tracking URI {uri}: cannot connect to {parsed.hostname}:{port} ({err}); "
+                "start the server, or unset MLFLOW_TRACKING_URI to use a local SQLite store"
+            ) from None
+        return
+    if scheme not in ("databricks", "postgresql", "mysql", "mssql"):
+        raise TrackingError(f"tracking URI {uri}: unsupported scheme {scheme!r}")
+
+
+def client(uri: str):
+    """An MlflowClient for tracking and registry on the same store."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def ensure_experiment(uri: str, name: str) -> str:
+    """The id of experiment `name`, created (with a local artifact folder) if missing."""
+    mlflow_client = client(uri)
+    experiment = mlflow_client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    store_dir = local_store_dir(uri)
+    location = (store_dir / "mlartifacts" / name).as_uri() if store_dir is not None else None
+    return mlflow_client.create_experiment(name, artifact_location=location)
+
+
+def start_run(uri: str, tracking: TrackingConfig, *, run_name: str, tags: Mapping[str, str] = ()) -> str:
+    """Create a run (nested under `tracking.parent_run_id` when set); returns its id."""
+    mlflow_client = client(uri)
+    all_tags = dict(tags)
+    if tracking.parent_run_id:
+        try:
+            mlflow_client.get_run(tracking.parent_run_id)
+        except Exception as err:  # MlflowException subclasses vary by store
+            raise TrackingError(
+                f"TrackingConfig.parent_run_id: no run {tracking.parent_run_id!r} in {uri} ({err})"
+            ) from None
+        all_tags["mlflow.parentRunId"] = tracking.parent_run_id
+    experiment_id = ensure_experiment(uri, tracking.experiment)
+    run = mlflow_client.create_run(experiment_id, run_name=tracking.run_name or run_name, tags=all_tags)
+    return run.info.run_id
+
+
+class RunLogger:
+    """Logs to one existing run by id; safe to build inside a Ray worker."""
+
+    def __init__(self, uri: str, run_id: str):
+        self.uri = uri
+        self.run_id = run_id
+        self._client = client(uri)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log parameters (a flattened config), skipping ones already logged."""
+        from mlflow.entities import Param
+
+        existing = self._client.get_run(self.run_id).data.params
+        fresh = [
+            Param(key, str(value)[:_PARAM_VALUE_LIMIT])
+            for key, value in params.items()
+            if key not in existing
+        ]
+        for start in range(0, len(fresh), 100):
+            self._client.log_batch(self.run_id, params=fresh[start : start + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log finite numeric metrics; NaN (e.g. Pearson of a constant) is skipped."""
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [
+            Metric(key, float(value), now, step or 0)
+            for key, value in metrics.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ]
+        if batch:
+            self._client.log_batch(self.run_id, metrics=batch)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Upload a file or a folder's contents."""
+        path = Path(path)
+        if path.is_dir():
+            self._client.log_artifacts(self.run_id, str(path), artifact_path)
+        else:
+            self._client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set run tags."""
+        for key, value in tags.items():
+            self._client.set_tag(self.run_id, key, str(value))
+
+    def reopen(self) -> None:
+        """Mark a finished or failed run as running again (a resumed training run)."""
+        self._client.update_run(self.run_id, status="RUNNING")
+
+    def finish(self, status: str = "FINISHED") -> None:
+        """Close the run as FINISHED, FAILED or KILLED."""
+        self._client.set_terminated(self.run_id, status=status)
+
+
+def model_input_tags(config: ModelConfig) -> dict[str, str]:
+    """Tags describing what input a model takes, stored on each registered version."""
+    return {
+        "mmrphys.resolution": str(config.resolution),
+        "mmrphys.modality": config.modality,
+        "mmrphys.frames": str(config.frames),
+        "mmrphys.tasks": ",".join(config.tasks),
+    }
+
+
+def check_registry_name(uri: str, name: str, config: ModelConfig) -> None:
+    """Raise TrackingError if `name` already holds models that take a different input.
+
+    An alias such as `champion` is only useful if every version under the name can be
+    swapped for another: same resolution, modality, clip length and outputs.
+    """
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = client(uri)
+    try:
+        versions = mlflow_client.search_model_versions(f"name = '{name}'", max_results=5)
+    except MlflowException as err:
+        raise TrackingError(f"registry at {uri}: cannot look up model {name!r}: {err}") from None
+    wanted = model_input_tags(config)
+    for version in versions:
+        held = {key: version.tags.get(key) for key in wanted}
+        if all(value is None for value in held.values()):
+            continue
+        differing = {k.split(".", 1)[1]: (held[k], wanted[k]) for k in wanted if held[k] != wanted[k]}
+        if differing:
+            detail = ", ".join(f"{k} {old} (this run: {new})" for k, (old, new) in differing.items())
+            raise TrackingError(
+                f"registered model {name!r} (version {version.version}) takes a different input: "
+                f"{detail}; register under another name"
+            )
+
+
+def register_model(uri: str, model_uri: str, name: str, *, alias: str = "",
+                   config: ModelConfig | None = None, run_id: str | None = None):
+    """Create a new version of registered model `name` from `model_uri`; returns the ModelVersion."""
+    import mlflow
+
+    if config is not None:
+        check_registry_name(uri, name, config)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    mlflow_client = client(uri)
+    tags = model_input_tags(config) if config is not None else {}
+    try:
+        version = mlflow.register_model(model_uri, name, tags=tags)
+    except mlflow.exceptions.MlflowException as err:
+        raise TrackingError(f"cannot register {model_uri} as {name!r}: {err.message}") from None
+    if alias:
+        mlflow_client.set_registered_model_alias(name, alias, version.version)
+    return version
+
+
+def set_alias(uri: str, name: str, alias: str, version: str | int) -> None:
+    """Point `alias` of registered model `name` at `version`."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client(uri).set_registered_model_alias(name, alias, str(version))
+    except MlflowException as err:
+        raise TrackingError(f"cannot set alias {alias!r} on {name} version {version}: {err.message}") from None

@@ -1,0 +1,473 @@
+"""Distributed training of MMRPhys with Ray Train, tracked in MLflow.
+
+Ray appears only at the edges: the training split streams into each worker through
+`get_dataset_shard`, the model is wrapped for DDP by `prepare_model`, and every epoch ends
+in `ray.train.report` with metrics and (from rank 0) a checkpoint. The recipe itself is
+`mmrphys.training`. `train()` adds what surrounds a run: checks before any work starts,
+the saved config, the MLflow run, logging the best model (pyfunc + ONNX), its validation
+report and plots, and registration.
+
+A run lives in `<storage_path>/<name>/`: `experiment.yaml`, Ray's `checkpoint_*` folders,
+`best_model/` (weights + model config) and `val_report/`. Running again with the same
+storage path and name resumes from the latest checkpoint (Ray Train restores it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmrphys.checkpoints import (
+    EXPERIMENT_FILE,
+    CheckpointError,
+    check_same_variant,
+    load_weights,
+    read_training_state,
+    save_model,
+    save_training_state,
+)
+from mmrphys.config import ExperimentConfig
+from mmrphys.training import (
+    ValidationOutput,
+    build_optimizer,
+    build_scheduler,
+    predict_chunks,
+    train_epoch,
+    validation_metrics,
+)
+
+MLFLOW_RUN_FILE = "mlflow_run.json"
+BEST_MODEL_DIR = "best_model"
+VAL_REPORT_DIR = "val_report"
+
+
+class TrainingError(RuntimeError):
+    """Training could not start or did not finish."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """Where a finished run's outputs are and how it scored."""
+
+    run_dir: Path
+    best_checkpoint: Path
+    model_dir: Path
+    best_metrics: dict[str, Any]
+    last_metrics: dict[str, Any]
+    tracking_uri: str | None = None
+    mlflow_run_id: str | None = None
+    model_uri: str | None = None
+    registered_version: str | None = None
+
+
+# ---------------------------------------------------------------------------------------
+# checks before any work starts
+
+
+def check_data(config: ExperimentConfig) -> None:
+    """Fail fast, naming the problem, if the train or val split cannot feed this model."""
+    from pipelines.data import DataError, check_split
+
+    if not config.data.shards:
+        raise TrainingError("DataConfig.shards: no shards folder given (use --data SHARDS_DIR)")
+    for split in (config.data.train_split, config.data.val_split):
+        try:
+            check_split(config.data.shards, split, modality=config.model.modality,
+                        tasks=config.model.tasks, fold=config.data.fold)
+        except DataError as err:
+            raise TrainingError(str(err)) from None
+
+
+def check_init_from(config: ExperimentConfig) -> None:
+    """A starting checkpoint must hold the variant this config trains."""
+    if not config.train.init_from:
+        return
+    from pipelines.models import ModelRefError, fetch_model_folder
+    from mmrphys.checkpoints import read_model_config
+
+    try:
+        folder = fetch_model_folder(config.train.init_from)
+        check_same_variant(config.model, read_model_config(folder), config.train.init_from)
+    except (ModelRefError, CheckpointError) as err:
+        raise TrainingError(f"TrainConfig.init_from: {err}") from None
+
+
+def check_tracking(config: ExperimentConfig) -> str | None:
+    """Resolve and check the tracking URI and the registry name; returns the URI."""
+    if not config.tracking.enabled:
+        return None
+    from pipelines.tracking import TrackingError, check_registry_name, check_tracking_uri, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(config.tracking.uri)
+    try:
+        check_tracking_uri(uri)
+        if config.tracking.register_as:
+            check_registry_name(uri, config.tracking.register_as, config.model)
+    except TrackingError as err:
+        raise TrainingError(str(err)) from None
+    return uri
+
+
+def split_rows(shards: str | Path, split: str, fold: int | None = None) -> int:
+    """Accepted chunks in `split`, counted from the manifest (no data is read)."""
+    from pipelines.data import read_manifest, split_subjects
+
+    manifest = read_manifest(shards)
+    subjects = set(split_subjects(manifest, split, fold))
+    return sum(r["chunks"] for r in manifest["recordings"]
+               if r["status"] == "accepted" and r["subject"] in subjects)
+
+
+def steps_per_epoch(config: ExperimentConfig) -> int:
+    """Batches each worker sees per epoch (the even split rounds rows down)."""
+    rows = split_rows(config.data.shards, config.data.train_split, fold=config.data.fold)
+    per_worker = rows // config.train.workers
+    if per_worker < 1:
+        raise TrainingError(
+            f"{config.data.shards}: split {config.data.train_split!r} has {rows} chunks, "
+            f"fewer than the {config.train.workers} training workers"
+        )
+    return -(-per_worker // config.train.batch_size)
+
+
+# ---------------------------------------------------------------------------------------
+# the per-worker loop
+
+
+def _restore(model: torch.nn.Module, config: ExperimentConfig) -> dict[str, Any] | None:
+    """Load the latest Ray checkpoint (after a failure or on resume), else `init_from` weights."""
+    import ray.train
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            from mmrphys.checkpoints import read_weights
+
+            load_weights(model, read_weights(folder), folder)
+            return read_training_state(folder)
+    if config.train.init_from:
+        from pipelines.models import fetch_model_folder
+        from mmrphys.checkpoints import read_weights
+
+        folder = fetch_model_folder(config.train.init_from)
+        load_weights(model, read_weights(folder), str(folder))
+    return None
+
+
+def _all_reduce_sum(values: list[float]) -> list[float]:
+    if not torch.distributed.is_initialized():
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64)
+    torch.distributed.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    """One Ray Train worker: restore, then train / validate / checkpoint each epoch."""
+    import ray.train
+    import ray.train.torch
+
+    from mmrphys.model import MMRPhys
+
+    config = ExperimentConfig.from_dict(loop_config["experiment"])
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    torch.manual_seed(config.train.seed + rank)
+    tasks, weights = config.model.tasks, config.task_weights
+
+    model = MMRPhys(config.model)
+    state = _restore(model, config)
+    device = ray.train.torch.get_device()
+    model = ray.train.torch.prepare_model(model)
+    bare_model = model.module if hasattr(model, "module") else model
+    optimizer = build_optimizer(model, config.train)
+    scheduler = build_scheduler(optimizer, config.train, loop_config["steps_per_epoch"])
+    start_epoch, best = 0, None
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best = int(state["epoch"]) + 1, state.get("best_score")
+        if rank == 0:
+            print(f"[mmrphys] resuming at epoch {start_epoch + 1} from the checkpoint of epoch {start_epoch}")
+
+    logger = None
+    if rank == 0 and loop_config.get("mlflow_run_id"):
+        from pipelines.tracking import RunLogger
+
+        logger = RunLogger(loop_config["tracking_uri"], loop_config["mlflow_run_id"])
+
+    train_shard = ray.train.get_dataset_shard("train")
+    val_shard = ray.train.get_dataset_shard("val") if rank == 0 else None
+    metric, mode = config.train.checkpoint_metric, config.train.checkpoint_mode
+    for epoch in range(start_epoch, config.train.epochs):
+        started = time.perf_counter()
+        batches = train_shard.iter_torch_batches(
+            batch_size=config.train.batch_size,
+            dtypes=torch.float32,
+            local_shuffle_buffer_size=config.data.shuffle_buffer or None,
+            local_shuffle_seed=config.train.seed + 1000 * epoch + rank if config.data.shuffle_buffer else None,
+        )
+        stats = train_epoch(model, batches, optimizer, scheduler, tasks=tasks, weights=weights,
+                            train=config.train, device=device)
+        sums = _all_reduce_sum([stats.loss * stats.samples, float(stats.samples)]
+                               + [stats.task_losses[t] * stats.samples for t in tasks])
+        metrics: dict[str, Any] = {"epoch": epoch, "started_at_epoch": start_epoch}
+        if rank == 0:
+            samples = max(sums[1], 1.0)
+            metrics["train_loss"] = sums[0] / samples
+            metrics.update({f"train_{t}_loss": s / samples for t, s in zip(tasks, sums[2:])})
+            metrics["lr"] = optimizer.param_groups[0]["lr"]
+            # the whole val split on rank 0: an even split across workers would drop rows
+            output = predict_chunks(
+                bare_model,
+                val_shard.iter_batches(batch_size=config.eval.batch_size, batch_format="numpy"),
+                tasks=tasks, weights=weights, train=config.train, device=device,
+            )
+            metrics.update(_validation_metrics(output, config))
+            metrics["epoch_seconds"] = time.perf_counter() - started
+            score = metrics[metric]
+            if best is None or (score < best if mode == "min" else score > best):
+                best = score
+            metrics[f"best_{metric}"] = best
+            print(_progress_line(epoch, config.train.epochs, metrics), flush=True)
+            if logger is not None:
+                logger.log_metrics({k: v for k, v in metrics.items() if k not in ("epoch", "started_at_epoch")},
+                                   step=epoch)
+            with tempfile.TemporaryDirectory() as folder:
+                save_model(folder, bare_model.state_dict(), config.model)
+                save_training_state(folder, {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "epoch": epoch,
+                    "best_score": best,
+                })
+                config.save_yaml(Path(folder) / EXPERIMENT_FILE)
+                (Path(folder) / "metrics.json").write_text(json.dumps(metrics, indent=2))
+                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+        else:
+            ray.train.report(metrics, checkpoint=None)
+        _maybe_fail(loop_config.get("failure_marker"), config, epoch, rank, world)
+
+
+def _validation_metrics(output: ValidationOutput, config: ExperimentConfig) -> dict[str, float]:
+    if output.samples == 0:
+        raise TrainingError(f"{config.data.shards}: split {config.data.val_split!r} yielded no chunks")
+    return validation_metrics(output, config.eval, config.model.tasks)
+
+
+def _progress_line(epoch: int, epochs: int, metrics: dict[str, Any]) -> str:
+    shown = ("train_loss", "val_loss", "val_hr_mae", "val_rr_mae", "val_rate_mae")
+    parts = [f"{k}={metrics[k]:.3f}" for k in shown if k in metrics]
+    return f"[mmrphys] epoch {epoch + 1}/{epochs} " + " ".join(parts) + f" ({metrics['epoch_seconds']:.0f}s)"
+
+
+def _maybe_fail(marker: str | None, config: ExperimentConfig, epoch: int, rank: int, world: int) -> None:
+    """The fault drill: the last worker dies abruptly, once, after this epoch's report."""
+    if config.train.simulate_worker_failure != epoch or rank != world - 1 or not marker:
+        return
+    if os.path.exists(marker):
+        return
+    Path(marker).write_text(f"worker {rank} exited after epoch {epoch}\n")
+    print(f"[mmrphys] fault drill: worker {rank} exits after epoch {epoch + 1}", flush=True)
+    os._exit(1)
+
+
+# ---------------------------------------------------------------------------------------
+# the trainer and the run around it
+
+
+def build_trainer(
+    config: ExperimentConfig,
+    *,
+    storage_path: str,
+    name: str,
+    callbacks: Sequence[Any] = (),
+    tracking_uri: str | None = None,
+    mlflow_run_id: str | None = None,
+):
+    """A Ray TorchTrainer for this config: datasets, scaling, checkpoints, failure policy.
+
+    With `mlflow_run_id`, rank 0 logs each epoch's metrics to that run. Call `.fit()`;
+    calling it again with the same storage path and name resumes the run.
+    """
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from pipelines.data import load_split
+
+    storage = Path(storage_path).resolve()
+    common = dict(resolution=config.model.resolution, modality=config.model.modality,
+                  tasks=config.model.tasks, fold=config.data.fold)
+    datasets = {
+        "train": load_split(config.data.shards, config.data.train_split, **common),
+        "val": load_split(config.data.shards, config.data.val_split, with_ids=True, **common),
+    }
+    resources = {"CPU": config.train.cpus_per_worker}
+    if config.train.use_gpu:
+        resources["GPU"] = 1
+    loop_config = {
+        "experiment": config.to_dict(),
+        "steps_per_epoch": steps_per_epoch(config),
+        "tracking_uri": tracking_uri,
+        "mlflow_run_id": mlflow_run_id,
+        "failure_marker": str(storage / name / f".worker_failure_drill_epoch{config.train.simulate_worker_failure}")
+        if config.train.simulate_worker_failure is not None else None,
+    }
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_config,
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=config.train.workers, use_gpu=config.train.use_gpu, resources_per_worker=resources,
+        ),
+        run_config=ray.train.RunConfig(
+            name=name,
+            storage_path=str(storage),
+            callbacks=list(callbacks),
+            failure_config=ray.train.FailureConfig(max_failures=config.train.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=config.train.keep_checkpoints,
+                checkpoint_score_attribute=config.train.checkpoint_metric,
+                checkpoint_score_order=config.train.checkpoint_mode,
+            ),
+        ),
+        datasets=datasets,
+        # only the training split is divided among workers; rank 0 validates on all of val
+        dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
+    )
+
+
+def default_run_name(config: ExperimentConfig) -> str:
+    """A readable, unique run name: variant and a timestamp."""
+    m = config.model
+    return f"mmrphys-{m.modality}-{m.resolution}-{m.attention}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def load_run_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """The config a run was started with, plus overrides that keep the model variant."""
+    run_dir = Path(run_dir)
+    path = run_dir / EXPERIMENT_FILE
+    if not path.is_file():
+        raise TrainingError(f"{run_dir}: not a training run folder (no {EXPERIMENT_FILE})")
+    saved = ExperimentConfig.load_yaml(path)
+    config = saved.with_overrides(list(overrides)) if overrides else saved
+    try:
+        check_same_variant(saved.model, config.model, f"{path} with overrides")
+    except CheckpointError as err:
+        raise TrainingError(f"cannot resume: {err}") from None
+    return config
+
+
+def train(
+    config: ExperimentConfig,
+    *,
+    storage_path: str | Path = "runs",
+    name: str | None = None,
+    resume: bool = False,
+    callbacks: Sequence[Any] = (),
+) -> TrainResult:
+    """Check, train, then log and register the best model. Returns where everything went.
+
+    With `resume`, `<storage_path>/<name>` must be an earlier run: it continues from its
+    latest checkpoint and logs into the same MLflow run.
+    """
+    from pipelines.ray_session import ensure_ray
+
+    storage = Path(storage_path).resolve()
+    name = name or default_run_name(config)
+    run_dir = storage / name
+    if resume and not (run_dir / EXPERIMENT_FILE).is_file():
+        raise TrainingError(f"cannot resume: {run_dir} is not a training run folder")
+    if not resume and run_dir.exists() and any(run_dir.iterdir()):
+        raise TrainingError(f"{run_dir} already holds a run; pick another name or resume it")
+    check_data(config)
+    check_init_from(config)
+    uri = check_tracking(config)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.save_yaml(run_dir / EXPERIMENT_FILE)
+    logger = _open_mlflow_run(config, uri, run_dir, name, resume) if uri else None
+    ensure_ray(config.train.workers * config.train.cpus_per_worker)
+    trainer = build_trainer(config, storage_path=str(storage), name=name, callbacks=callbacks,
+                            tracking_uri=uri, mlflow_run_id=logger.run_id if logger else None)
+    try:
+        result = trainer.fit()
+    except Exception as err:
+        if logger is not None:
+            logger.finish("FAILED")
+        raise TrainingError(f"training run {run_dir} failed: {err}") from err
+    if result.error is not None:
+        if logger is not None:
+            logger.finish("FAILED")
+        raise TrainingError(f"training run {run_dir} failed: {result.error}")
+
+    best = result.get_best_checkpoint(config.train.checkpoint_metric, config.train.checkpoint_mode) \
+        or result.checkpoint
+    if best is None:
+        raise TrainingError(f"training run {run_dir} reported no checkpoint")
+    best_path = Path(best.path)
+    best_metrics = json.loads((best_path / "metrics.json").read_text())
+    model_dir = run_dir / BEST_MODEL_DIR
+    shutil.rmtree(model_dir, ignore_errors=True)
+    shutil.copytree(best_path, model_dir, ignore=shutil.ignore_patterns("training_state.pt"))
+    outcome = TrainResult(run_dir=run_dir, best_checkpoint=best_path, model_dir=model_dir,
+                          best_metrics=best_metrics, last_metrics=dict(result.metrics or {}),
+                          tracking_uri=uri)
+    if logger is not None:
+        _log_outcome(config, outcome, logger)
+    return outcome
+
+
+def _open_mlflow_run(config: ExperimentConfig, uri: str, run_dir: Path, name: str, resume: bool):
+    from pipelines.tracking import RunLogger, start_run
+
+    record = run_dir / MLFLOW_RUN_FILE
+    if resume and record.is_file():
+        saved = json.loads(record.read_text())
+        if saved["tracking_uri"] == uri:
+            logger = RunLogger(uri, saved["run_id"])
+            logger.reopen()
+            return logger
+    run_id = start_run(uri, config.tracking, run_name=name, tags={"mmrphys.run_dir": str(run_dir)})
+    record.write_text(json.dumps({"tracking_uri": uri, "run_id": run_id}))
+    logger = RunLogger(uri, run_id)
+    logger.log_params(config.flat())
+    logger.log_artifact(run_dir / EXPERIMENT_FILE)
+    return logger
+
+
+def _log_outcome(config: ExperimentConfig, outcome: TrainResult, logger) -> None:
+    """Log the best model (pyfunc + ONNX) and its validation report; register it."""
+    from pipelines.evaluate import evaluate
+    from pipelines.serving import log_pyfunc_model
+    from pipelines.tracking import register_model
+
+    outcome.mlflow_run_id = logger.run_id
+    try:
+        logger.set_tags({"best_epoch": outcome.best_metrics["epoch"], "run_dir": outcome.run_dir})
+        evaluate(outcome.model_dir, config.data.shards, config.data.val_split, evaluation=config.eval,
+                 out_dir=outcome.run_dir / VAL_REPORT_DIR, logger=logger, fold=config.data.fold,
+                 prefix="best_val")
+        if config.tracking.log_model:
+            info = log_pyfunc_model(logger, outcome.model_dir, with_onnx=config.tracking.log_onnx)
+            outcome.model_uri = info.model_uri
+            if config.tracking.register_as:
+                from mmrphys.checkpoints import read_model_config
+
+                version = register_model(logger.uri, info.model_uri, config.tracking.register_as,
+                                         alias=config.tracking.alias,
+                                         config=read_model_config(outcome.model_dir))
+                outcome.registered_version = str(version.version)
+    except Exception:
+        logger.finish("FAILED")
+        raise
+    logger.finish("FINISHED")

@@ -1,0 +1,67 @@
+"""ONNX export: dynamic batch and frames, onnxruntime equals PyTorch, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from mmrphys.model import InputError, MMRPhys, export_onnx, run_onnx, variant
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.manual_seed(0)
+    model = MMRPhys(variant("SNF", frames=16)).double().eval()
+    path = export_onnx(model, tmp_path_factory.mktemp("onnx") / "snf.onnx")
+    return model, ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("batch,frames", [(1, 17), (3, 33), (2, 16), (1, 9)])
+def test_onnxruntime_matches_pytorch_for_any_batch_and_valid_length(exported, batch, frames):
+    model, session = exported
+    clip = (np.random.default_rng(batch + frames).random((batch, 4, frames, 9, 9)) * 255).astype(np.float32)
+    got = run_onnx(session, clip)
+    with torch.no_grad():
+        want = model.float()(torch.from_numpy(clip))
+    model.double()
+    t = frames - 1 if frames % 4 == 1 else frames
+    for task in ("bvp", "rsp"):
+        assert got[task].shape == (batch, t)
+        np.testing.assert_allclose(got[task], want[task].numpy(), atol=1e-4, rtol=0)
+
+
+def test_export_keeps_the_callers_model_dtype_and_mode(exported):
+    model, session = exported
+    assert next(model.parameters()).dtype == torch.float64
+    assert [i.name for i in session.get_inputs()] == ["video"]
+    assert [o.name for o in session.get_outputs()] == ["bvp", "rsp"]
+    shape = session.get_inputs()[0].shape
+    assert isinstance(shape[0], str) and isinstance(shape[2], str)  # dynamic batch and frames
+
+
+def test_single_task_model_exports_one_output(tmp_path):
+    model = MMRPhys(variant("SEF", modality="thermal", tasks=("rsp",), frames=8)).eval()
+    path = export_onnx(model, tmp_path / "rsp.onnx")
+    out = run_onnx(path, np.random.rand(2, 1, 9, 9, 9).astype(np.float32))
+    assert list(out) == ["rsp"] and out["rsp"].shape == (2, 8)
+
+
+def test_bad_clips_get_clear_errors(exported):
+    _, session = exported
+    with pytest.raises(InputError, match=r"cannot take 18 frames"):
+        run_onnx(session, np.zeros((1, 4, 18, 9, 9), np.float32))
+    with pytest.raises(InputError, match=r"expected 4 channels"):
+        run_onnx(session, np.zeros((1, 3, 17, 9, 9), np.float32))
+    with pytest.raises(InputError, match=r"expected 9x9"):
+        run_onnx(session, np.zeros((1, 4, 17, 8, 8), np.float32))
+    clip = np.zeros((1, 4, 17, 9, 9), np.float32)
+    clip[0, 0, 0, 0, 0] = np.nan
+    with pytest.raises(InputError, match=r"non-finite"):
+        run_onnx(session, clip)
+
+
+def test_export_needs_an_mmrphys_model(tmp_path):
+    with pytest.raises(TypeError, match="MMRPhys"):
+        export_onnx(torch.nn.Linear(2, 2), tmp_path / "x.onnx")

@@ -1,0 +1,182 @@
+"""The training recipe without Ray: configs, checkpoint files, the per-worker loop."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mmrphys.checkpoints import (
+    CheckpointError,
+    check_same_variant,
+    load_model,
+    read_training_state,
+    read_weights,
+    save_model,
+    save_training_state,
+)
+from mmrphys.config import ConfigError, ExperimentConfig, ModelConfig, TrainConfig
+from mmrphys.model import MMRPhys
+from mmrphys.training import (
+    build_optimizer,
+    build_scheduler,
+    step_scheduler,
+    summary_metrics,
+    train_epoch,
+)
+
+TINY = ModelConfig(resolution=9, modality="rgbt", frames=16)
+
+
+def _batch(n: int = 2, frames: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A clip whose green and thermal channels carry the labels, so the model can learn."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(frames, dtype=torch.float32)
+    bvp = torch.sin(2 * torch.pi * t / 8 + torch.rand(n, 1, generator=g) * 6)
+    rsp = torch.sin(2 * torch.pi * t / 16 + torch.rand(n, 1, generator=g) * 6)
+    video = 100 + torch.rand(n, 4, frames, 9, 9, generator=g)
+    video[:, 1] += bvp[:, :, None, None]
+    video[:, 3] += rsp[:, :, None, None]
+    z = lambda x: (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True)  # noqa: E731
+    return {"video": video, "bvp": z(bvp), "rsp": z(rsp)}
+
+
+def test_experiment_config_defaults_are_the_reference_recipe():
+    config = ExperimentConfig()
+    assert (config.train.lr, config.train.batch_size, config.train.loss) == (1e-3, 4, "smooth_l1")
+    assert config.train.scheduler == "onecycle"
+    assert config.task_weights == {"bvp": 1.0, "rsp": 1.0}
+
+
+def test_experiment_config_round_trips_through_yaml_with_overrides(tmp_path):
+    config = ExperimentConfig().with_overrides(["model.resolution=9", "train.epochs=3", "data.fold=1"])
+    path = config.save_yaml(tmp_path / "experiment.yaml")
+    loaded = ExperimentConfig.load_yaml(path, ["train.lr=0.002"])
+    assert loaded.model.resolution == 9 and loaded.train.epochs == 3 and loaded.data.fold == 1
+    assert loaded.train.lr == 0.002
+    assert loaded.flat()["train.lr"] == 0.002
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.checkpoint_metric=val_accuracy", "TrainConfig.checkpoint_metric"),
+        ("train.workers=0", "TrainConfig.workers"),
+        ("train.lr=-1", "TrainConfig.lr"),
+        ("train.precision=fp16", "TrainConfig.precision"),
+        ("tracking.alias=champion", "TrackingConfig.alias"),
+        ("train.simulate_worker_failure=4", "TrainConfig.simulate_worker_failure"),
+        ("eval.window_seconds=0", "EvalConfig.window_seconds"),
+        ("train.epochz=3", "unknown field"),
+    ],
+)
+def test_bad_config_values_name_the_field(override, message):
+    with pytest.raises(ConfigError, match=message):
+        ExperimentConfig().with_overrides([override])
+
+
+def test_checkpoint_metric_must_be_reported_for_the_tasks():
+    with pytest.raises(ConfigError, match="val_rr_mae"):
+        ExperimentConfig(model=ModelConfig(tasks=("bvp",)), train=TrainConfig(checkpoint_metric="val_rr_mae"))
+
+
+def test_model_files_round_trip_and_refuse_another_variant(tmp_path):
+    model = MMRPhys(TINY)
+    save_model(tmp_path, model.state_dict(), TINY)
+    loaded, config = load_model(tmp_path, expected=TINY)
+    assert config == TINY
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key])
+    with pytest.raises(CheckpointError, match="resolution 9 .expected 36."):
+        load_model(tmp_path, expected=TINY.replace(resolution=36))
+    with pytest.raises(CheckpointError, match="modality 'rgbt' .expected 'rgb'."):
+        check_same_variant(TINY.replace(modality="rgb"), TINY, "somewhere")
+
+
+def test_weights_of_another_shape_are_refused_with_the_key(tmp_path):
+    rgb = ModelConfig(resolution=9, modality="rgb", frames=16)
+    save_model(tmp_path, MMRPhys(rgb).state_dict(), TINY)  # config says rgbt, weights are rgb
+    with pytest.raises(CheckpointError, match="weights do not fit.*shape of"):
+        load_model(tmp_path)
+
+
+def test_weights_that_are_not_a_state_dict_are_refused(tmp_path):
+    save_model(tmp_path, MMRPhys(TINY).state_dict(), TINY)
+    (tmp_path / "model.pt").write_bytes(b"not a torch file")
+    with pytest.raises(CheckpointError, match="model.pt: not a loadable state dict"):
+        read_weights(tmp_path)
+    (tmp_path / "model_config.json").write_text(json.dumps({"resolution": 10}))
+    with pytest.raises(CheckpointError, match="model_config.json: not a valid model config"):
+        load_model(tmp_path)
+    with pytest.raises(CheckpointError, match="missing"):
+        load_model(tmp_path / "nowhere")
+
+
+def test_training_state_round_trips_with_weights_only(tmp_path):
+    model = MMRPhys(TINY)
+    train = TrainConfig(epochs=2)
+    optimizer = build_optimizer(model, train)
+    scheduler = build_scheduler(optimizer, train, steps_per_epoch=3)
+    train_epoch(model, [_batch()], optimizer, scheduler, tasks=TINY.tasks, weights={"bvp": 1, "rsp": 1},
+                train=train, device=torch.device("cpu"))
+    save_training_state(tmp_path, {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                   "epoch": 0, "best_score": 1.5})
+    state = read_training_state(tmp_path)
+    fresh = build_scheduler(build_optimizer(model, train), train, steps_per_epoch=3)
+    fresh.load_state_dict(state["scheduler"])
+    assert fresh.last_epoch == scheduler.last_epoch == 1
+    assert state["epoch"] == 0 and state["best_score"] == 1.5
+
+
+def test_onecycle_holds_the_last_rate_past_its_planned_steps():
+    model = torch.nn.Linear(2, 2)
+    train = TrainConfig(epochs=1)
+    optimizer = build_optimizer(model, train)
+    scheduler = build_scheduler(optimizer, train, steps_per_epoch=2)
+    for _ in range(6):  # more batches than planned: must not raise
+        optimizer.step()
+        step_scheduler(scheduler)
+    assert optimizer.param_groups[0]["lr"] < train.lr / 100
+
+
+def test_train_epoch_learns_a_fixed_batch():
+    torch.manual_seed(0)
+    model = MMRPhys(TINY)
+    train = TrainConfig(epochs=1, lr=3e-3, scheduler="constant")
+    optimizer = build_optimizer(model, train)
+    batch = _batch(n=4)
+    kwargs = dict(tasks=TINY.tasks, weights={"bvp": 1.0, "rsp": 1.0}, train=train, device=torch.device("cpu"))
+    first = train_epoch(model, [batch], optimizer, None, **kwargs)
+    for _ in range(25):
+        last = train_epoch(model, [batch], optimizer, None, **kwargs)
+    assert first.samples == 4 and first.batches == 1
+    assert set(first.task_losses) == {"bvp", "rsp"}
+    assert last.loss < 0.6 * first.loss
+
+
+def test_task_weights_scale_the_loss():
+    torch.manual_seed(0)
+    batch = _batch()
+    losses = {}
+    for weight in (1.0, 0.0):
+        torch.manual_seed(0)
+        model = MMRPhys(TINY)
+        train = TrainConfig(scheduler="constant", rsp_weight=weight)
+        stats = train_epoch(model, [batch], build_optimizer(model, train), None, tasks=TINY.tasks,
+                            weights={"bvp": 1.0, "rsp": weight}, train=train, device=torch.device("cpu"))
+        losses[weight] = stats
+    assert losses[0.0].loss == pytest.approx(losses[0.0].task_losses["bvp"], rel=1e-5)
+    assert losses[1.0].loss == pytest.approx(sum(losses[1.0].task_losses.values()), rel=1e-5)
+
+
+def test_summary_metrics_are_named_for_what_they_are():
+    class Fake:
+        summary = {"bvp": {"MAE": 1.5, "RMSE": 2.0, "Pearson": 0.9, "note": "text"},
+                   "rsp": {"MAE": 0.5, "RMSE": 1.0, "Pearson": 0.8}}
+
+    metrics = summary_metrics(Fake(), ("bvp", "rsp"))
+    assert metrics["val_hr_mae"] == 1.5 and metrics["val_rr_rmse"] == 1.0
+    assert metrics["val_rate_mae"] == 2.0
+    assert "val_hr_note" not in metrics
