@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from mmrphys.config import Config, ConfigError
-from mmrphys.data.chunking import HR_BAND_HZ, RR_BAND_HZ, check_chunk, chunk_starts, label_rate
+from mmrphys.data.chunking import check_chunk, chunk_starts, label_rate
 from mmrphys.data.datasets import read_dataset
 from mmrphys.data.recording import DatasetError, Recording
 from mmrphys.data.schema import SCHEMA_VERSION, encode_clip, rows_to_table
@@ -252,8 +252,8 @@ def _ingest_recording(recording: Recording, config: IngestConfig, shard: Path) -
             "thermal_unit": recording.thermal_unit if thermal_clips is not None else None,
             "bvp": chunk_labels["bvp"].astype(np.float32),
             "rsp": chunk_labels["rsp"].astype(np.float32) if "rsp" in chunk_labels else None,
-            "hr_bpm": label_rate(chunk_labels["bvp"], recording.fps, HR_BAND_HZ),
-            "rr_bpm": label_rate(chunk_labels["rsp"], recording.fps, RR_BAND_HZ) if "rsp" in chunk_labels else None,
+            "hr_bpm": label_rate(chunk_labels["bvp"], recording.fps, "bvp"),
+            "rr_bpm": label_rate(chunk_labels["rsp"], recording.fps, "rsp") if "rsp" in chunk_labels else None,
             "face_found": float(np.mean(found[span])),
         })
     total = len(rows) + len(entry["rejected_chunks"])

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-#: plausible physiological bands (Hz) for label-derived rates, as the field's evaluation
-HR_BAND_HZ = (0.6, 3.3)
-RR_BAND_HZ = (0.13, 0.5)
+from mmrphys import signals
+from mmrphys.profiles import get_profile
 
 
 def chunk_starts(n_frames: int, length: int, overlap: int = 0) -> list[int]:
@@ -24,17 +23,17 @@ def chunk_starts(n_frames: int, length: int, overlap: int = 0) -> list[int]:
     return list(range(0, n_frames - length + 1, length - overlap))
 
 
-def label_rate(values: np.ndarray, fps: float, band_hz: tuple[float, float]) -> float:
-    """Rate per minute at the strongest spectral peak of `values` inside `band_hz`
-    (zero-padded FFT for a finer grid on short chunks); NaN if the band is empty."""
-    x = np.asarray(values, np.float64) - np.mean(values)
-    n_fft = max(len(x), int(np.ceil(60 * fps)))  # at least a 1 bpm grid
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / fps)
-    power = np.abs(np.fft.rfft(x, n_fft)) ** 2
-    band = (freqs >= band_hz[0]) & (freqs <= band_hz[1])
-    if not band.any():
+def label_rate(values: np.ndarray, fps: float, task: str) -> float:
+    """Rate per minute of a chunk's label: the strongest periodogram peak inside the
+    default evaluation profile's band for `task`, zero-padded to a 1/min grid at least;
+    NaN when the chunk is too short for any bin to fall in the band."""
+    x = np.asarray(values, np.float64)
+    nfft = max(signals.next_pow2(len(x)), signals.next_pow2(int(np.ceil(60 * fps))))
+    freqs, power = signals.periodogram(x - x.mean(), fps, nfft)
+    try:
+        return float(signals.spectral_peak_rate(freqs, power, *get_profile("default").task(task).band))
+    except signals.SignalError:
         return float("nan")
-    return float(60.0 * freqs[band][np.argmax(power[band])])
 
 
 def check_chunk(labels: dict[str, np.ndarray], face_found: np.ndarray | None, max_no_face: float) -> str | None:
