@@ -84,7 +84,8 @@ class MMRPhysPyfunc(mlflow.pyfunc.PythonModel):
         self.model, self.config = load_model(Path(context.artifacts["weights"]).parent)
         self.model.eval()
 
-    def predict(self, context, model_input: Any, params: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+    # model_input has no type hint on purpose: MLflow would derive a second schema from it
+    def predict(self, context, model_input, params: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
         """model_input: float32 clips (B, C, T or T+1, H, W); params: {"fps": frame rate}."""
         if isinstance(model_input, dict):
             model_input = model_input["video"]

@@ -48,6 +48,8 @@ from mmrphys.training import (
 MLFLOW_RUN_FILE = "mlflow_run.json"
 BEST_MODEL_DIR = "best_model"
 VAL_REPORT_DIR = "val_report"
+#: validation splits up to this size (decoded float32) are kept in rank 0's memory
+VAL_CACHE_BYTES = 512 * 1024**2
 
 
 class TrainingError(RuntimeError):
@@ -85,6 +87,7 @@ def check_data(config: ExperimentConfig) -> None:
                         tasks=config.model.tasks, fold=config.data.fold)
         except DataError as err:
             raise TrainingError(str(err)) from None
+    steps_per_epoch(config)
 
 
 def check_init_from(config: ExperimentConfig) -> None:
@@ -173,6 +176,7 @@ def _all_reduce_sum(values: list[float]) -> list[float]:
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """One Ray Train worker: restore, then train / validate / checkpoint each epoch."""
+    import ray.data
     import ray.train
     import ray.train.torch
 
@@ -206,8 +210,11 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
         logger = RunLogger(loop_config["tracking_uri"], loop_config["mlflow_run_id"])
 
+    # per-epoch progress lines replace Ray Data's progress bars, which interleave badly
+    ray.data.DataContext.get_current().enable_progress_bars = False
     train_shard = ray.train.get_dataset_shard("train")
-    val_shard = ray.train.get_dataset_shard("val") if rank == 0 else None
+    val_batches = _validation_batches(ray.train.get_dataset_shard("val"), config, loop_config["val_rows"]) \
+        if rank == 0 else None
     metric, mode = config.train.checkpoint_metric, config.train.checkpoint_mode
     for epoch in range(start_epoch, config.train.epochs):
         started = time.perf_counter()
@@ -228,11 +235,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             metrics.update({f"train_{t}_loss": s / samples for t, s in zip(tasks, sums[2:])})
             metrics["lr"] = optimizer.param_groups[0]["lr"]
             # the whole val split on rank 0: an even split across workers would drop rows
-            output = predict_chunks(
-                bare_model,
-                val_shard.iter_batches(batch_size=config.eval.batch_size, batch_format="numpy"),
-                tasks=tasks, weights=weights, train=config.train, device=device,
-            )
+            output = predict_chunks(bare_model, val_batches(), tasks=tasks, weights=weights,
+                                    train=config.train, device=device)
             metrics.update(_validation_metrics(output, config))
             metrics["epoch_seconds"] = time.perf_counter() - started
             score = metrics[metric]
@@ -257,6 +261,29 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         else:
             ray.train.report(metrics, checkpoint=None)
         _maybe_fail(loop_config.get("failure_marker"), config, epoch, rank, world)
+
+
+def _validation_batches(shard, config: ExperimentConfig, rows: int):
+    """A callable giving the val batches; small splits are decoded once and kept in memory.
+
+    Re-streaming a small split every epoch costs more in Ray Data start-up than the
+    inference itself; a large one streams so memory stays bounded.
+    """
+    def stream():
+        return shard.iter_batches(batch_size=config.eval.batch_size, batch_format="numpy")
+
+    m = config.model
+    size = rows * m.in_channels * m.frames * m.resolution**2 * 4
+    if size > VAL_CACHE_BYTES:
+        return stream
+    cached: list = []
+
+    def cached_batches():
+        if not cached:
+            cached.extend(stream())
+        return cached
+
+    return cached_batches
 
 
 def _validation_metrics(output: ValidationOutput, config: ExperimentConfig) -> dict[str, float]:
@@ -318,6 +345,7 @@ def build_trainer(
     loop_config = {
         "experiment": config.to_dict(),
         "steps_per_epoch": steps_per_epoch(config),
+        "val_rows": split_rows(config.data.shards, config.data.val_split, fold=config.data.fold),
         "tracking_uri": tracking_uri,
         "mlflow_run_id": mlflow_run_id,
         "failure_marker": str(storage / name / f".worker_failure_drill_epoch{config.train.simulate_worker_failure}")
