@@ -226,6 +226,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         )
         stats = train_epoch(model, batches, optimizer, scheduler, tasks=tasks, weights=weights,
                             train=config.train, device=device)
+        train_seconds = time.perf_counter() - started
         sums = _all_reduce_sum([stats.loss * stats.samples, float(stats.samples)]
                                + [stats.task_losses[t] * stats.samples for t in tasks])
         metrics: dict[str, Any] = {"epoch": epoch, "started_at_epoch": start_epoch}
@@ -234,6 +235,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             metrics["train_loss"] = sums[0] / samples
             metrics.update({f"train_{t}_loss": s / samples for t, s in zip(tasks, sums[2:])})
             metrics["lr"] = optimizer.param_groups[0]["lr"]
+            metrics["train_seconds"] = train_seconds
+            metrics["train_chunks_per_second"] = sums[1] / train_seconds
             # the whole val split on rank 0: an even split across workers would drop rows
             output = predict_chunks(bare_model, val_batches(), tasks=tasks, weights=weights,
                                     train=config.train, device=device)
