@@ -20,6 +20,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("pipelines.commands.predict", "heart and respiration rate from your own face video"),
     "demo": ("pipelines.commands.demo", "the main job: synthetic data -> ingest -> train -> evaluate -> register"),
     "datasets": ("pipelines.commands.datasets", "list a raw dataset's recordings and check their labels before ingest"),
+    "evaluate-signals": ("pipelines.commands.evaluate_signals", "HR/RR metrics of predicted vs label waveforms from files"),
+    "tune": ("pipelines.commands.tune", "search resolution, modality pairing, attention and more with Ray Tune"),
+    "submit": ("pipelines.commands.submit", "run an mmrphys command on a Ray cluster as a Ray job"),
 }
 
 

@@ -156,35 +156,50 @@ def thermal_counts(count: int, rows: int, width: int = WIDTH) -> np.ndarray:
 
 def write_ibvp(root: Path, name: str = "p01_a", frames: int = 8, thermal_rows: int = HEIGHT + 2,
                header: str | None = "BVP,SQ1,SQ2", label_hz: float | None = None,
-               label_samples: int | None = None) -> dict[str, np.ndarray]:
+               label_samples: int | None = None, stamped: bool = False,
+               drop_thermal: tuple[int, ...] = ()) -> dict[str, np.ndarray]:
     """An iBVP session: `name_rgb/*.bmp`, `name_t/*.raw` (uint16, `thermal_rows` rows, the
-    RGB width) and `name_bvp.csv` (BVP, two quality columns, and with `label_hz` a time
-    column in seconds at that rate). Without `label_hz` the CSV holds `label_samples`
-    (default: one per frame) samples spanning the video. Returns what the reader should give."""
+    RGB width) and `name_bvp.csv` (BVP and two quality columns).
+
+    Frames are named 0, 1, ... or, `stamped`, by their capture time in epoch milliseconds
+    (RGB ~30 fps with jitter, thermal 5 ms later; `drop_thermal` leaves those thermal
+    frames out). With `label_hz` the CSV samples at that rate and has a Time column (in
+    epoch ms when `stamped`, else seconds); without, it holds `label_samples` samples
+    (default: one per frame) spanning the video. Returns what the reader should give.
+    """
     folder = root / name
+    origin_ms = 1_675_944_284_729
+    rng = np.random.default_rng(2)
+    frame_times = np.arange(frames) / 30.0 + (rng.uniform(0, 0.004, frames) if stamped else 0)
+    if stamped:  # capture times are whole milliseconds
+        frame_times = np.round(1000 * frame_times) / 1000
+    rgb_names = [str(origin_ms + round(1000 * t)) if stamped else str(i) for i, t in enumerate(frame_times)]
+    thermal_names = [str(origin_ms + round(1000 * t) + 5) if stamped else str(i) for i, t in enumerate(frame_times)]
     video = rgb_frames(frames)
-    for index, frame in enumerate(video):
-        write_image(folder / f"{name}_rgb" / f"{index}.bmp", frame)
+    for frame_name, frame in zip(rgb_names, video):
+        write_image(folder / f"{name}_rgb" / f"{frame_name}.bmp", frame)
     counts = thermal_counts(frames, thermal_rows)
     (folder / f"{name}_t").mkdir(parents=True)
-    for index, frame in enumerate(counts):
-        frame.astype("<u2").tofile(folder / f"{name}_t" / f"{index}.raw")
+    for index, (frame_name, frame) in enumerate(zip(thermal_names, counts)):
+        if index not in drop_thermal:
+            frame.astype("<u2").tofile(folder / f"{name}_t" / f"{frame_name}.raw")
     if label_hz is None:
         samples = frames if label_samples is None else label_samples
-        times = np.linspace(0, (frames - 1) / 30.0, samples)
+        times = frame_times if samples == frames else np.linspace(frame_times[0], frame_times[-1], samples)
     else:
         times = np.arange(0, frames / 30.0 + 0.05, 1 / label_hz)
     bvp, quality = pulse(times), 0.5 + 0.4 * np.cos(times)
+    stamps = origin_ms + 1000 * times if stamped else times
     lines = [header + (",Time" if label_hz else "")] if header else []
-    for t, b, q in zip(times, bvp, quality):
+    for t, b, q in zip(stamps, bvp, quality):
         lines.append(f"{b:.9f},{q:.6f},{q:.6f}" + (f",{t:.6f}" if label_hz else ""))
     (folder / f"{name}_bvp.csv").write_text("\n".join(lines) + "\n")
-    frame_times = np.arange(frames) / 30.0
     return {
         "rgb": video,
         "thermal": counts[:, :HEIGHT].astype(np.float64) * 0.04 - 273.15,
         "bvp": pulse(frame_times),
         "quality": 0.5 + 0.4 * np.cos(frame_times),
+        "frame_times": frame_times,
     }
 
 

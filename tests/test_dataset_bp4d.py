@@ -90,7 +90,7 @@ def test_corrupt_or_pickled_frame_is_rejected(tmp_path: Path) -> None:
 def test_frames_of_different_shapes_are_rejected(tmp_path: Path) -> None:
     write_bp4d(tmp_path, frames=4)
     np.save(tmp_path / "F001T1" / "Thermal" / "00001.npy", np.zeros((5, 5), np.float32))
-    with pytest.raises(DatasetError, match=r"00001\.npy: frame of shape \(5, 5\) differs"):
+    with pytest.raises(DatasetError, match=r"00001\.npy: float32 frame of shape \(5, 5\) differs"):
         next(read(tmp_path)).load_thermal()
 
 
@@ -115,3 +115,20 @@ def test_empty_dataset_folder_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "Physiology").mkdir()
     with pytest.raises(DatasetError, match=r"no BP4D\+ recordings found"):
         list(read(tmp_path))
+
+
+def test_frames_of_the_wrong_shape_or_range_are_rejected(tmp_path: Path) -> None:
+    write_bp4d(tmp_path, frames=2)
+    task = tmp_path / "F001T1"
+    for index in range(2):
+        np.save(task / "RGB" / f"{index:05d}.npy", np.full((9, 9, 3), 300.0))
+        np.save(task / "Thermal" / f"{index:05d}.npy", np.zeros((9, 9, 2), np.float32))
+    recording = next(read(tmp_path))
+    with pytest.raises(DatasetError, match=r"RGB: RGB values span \[300, 300\]"):
+        recording.load_rgb()
+    with pytest.raises(DatasetError, match=r"00000\.npy: thermal frame of shape \(9, 9, 2\); expected \(H, W\)"):
+        recording.load_thermal()
+    for index in range(2):
+        np.save(task / "RGB" / f"{index:05d}.npy", np.zeros((9, 9), np.uint8))
+    with pytest.raises(DatasetError, match=r"00000\.npy: RGB frame of shape \(9, 9\); expected \(H, W, 3\)"):
+        recording.load_rgb()

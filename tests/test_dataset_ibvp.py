@@ -130,3 +130,44 @@ def test_empty_dataset_folder_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "unrelated").mkdir()
     with pytest.raises(DatasetError, match=r"no iBVP recordings found"):
         list(read(tmp_path))
+
+
+def test_time_stamped_frames_pair_thermal_by_capture_time(tmp_path: Path) -> None:
+    expected = write_ibvp(tmp_path, frames=12, stamped=True, drop_thermal=(4,))
+    recording = next(read(tmp_path))
+    thermal = recording.load_thermal()
+    assert thermal.shape == (12, HEIGHT, WIDTH)  # one per RGB frame despite the drop
+    others = [0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11]
+    np.testing.assert_allclose(thermal[others], expected["thermal"][others], atol=1e-3)
+    # the dropped frame 4 is bridged by its nearest neighbour, the rest stay in step
+    assert any(np.allclose(thermal[4], expected["thermal"][k], atol=1e-3) for k in (3, 5))
+    labels = recording.load_labels()  # one label per RGB frame: taken as it is
+    np.testing.assert_allclose(labels["bvp"], expected["bvp"], atol=1e-6)
+
+
+def test_a_gap_in_the_thermal_stream_is_rejected(tmp_path: Path) -> None:
+    write_ibvp(tmp_path, frames=12, stamped=True, drop_thermal=(4, 5, 6))
+    recording = next(read(tmp_path))
+    for load in (recording.load_rgb, recording.load_thermal, recording.load_labels):
+        with pytest.raises(DatasetError, match=r"_rgb/\d{13}\.bmp: the nearest thermal frame .* ms away, more than 50 ms"):
+            load()
+
+
+def test_epoch_millisecond_labels_meet_the_frames_capture_times(tmp_path: Path) -> None:
+    expected = write_ibvp(tmp_path, frames=20, stamped=True, label_hz=250.0)
+    bvp = next(read(tmp_path)).load_labels()["bvp"]
+    # the frames' jitter (up to 4 ms) is honoured: compare at the true capture times
+    np.testing.assert_allclose(bvp, expected["bvp"], atol=2e-3)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("", r"empty label file"),
+    ("BVP,SQ1,SQ2\n", r"label file has a header but no samples"),
+    ("BVP,SQ1,SQ2\n0.1,0.5,0.5\n0.2,0.5\n", r"line 3 has 2 columns; expected at least 3"),
+    ("0.1,0.5,0.5\n0.2,0.5,0.5,7\n", r"rows have different numbers of columns"),
+])
+def test_malformed_label_files_are_rejected(tmp_path: Path, text: str, problem: str) -> None:
+    write_ibvp(tmp_path, frames=2)
+    (tmp_path / "p01_a" / "p01_a_bvp.csv").write_text(text)
+    with pytest.raises(DatasetError, match=rf"p01_a_bvp\.csv: {problem}"):
+        next(read(tmp_path)).load_labels()

@@ -106,3 +106,13 @@ def test_empty_dataset_folder_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "readme.txt").write_text("nothing here")
     with pytest.raises(DatasetError, match=r"no PURE recordings found"):
         list(read(tmp_path))
+
+
+def test_label_timestamps_that_do_not_increase_are_rejected(tmp_path: Path) -> None:
+    write_pure(tmp_path)
+    path = tmp_path / "01-01" / "01-01.json"
+    document = json.loads(path.read_text())
+    document["/FullPackage"][7]["Timestamp"] = document["/FullPackage"][6]["Timestamp"]
+    path.write_text(json.dumps(document))
+    with pytest.raises(DatasetError, match=r"01-01\.json: label timestamps do not increase at sample 7"):
+        next(read(tmp_path)).load_labels()

@@ -104,3 +104,10 @@ def test_old_matlab_format_gets_a_helpful_error(tmp_path: Path) -> None:
 def test_empty_dataset_folder_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"no SCAMPS recordings found"):
         list(read(tmp_path))
+
+
+def test_label_that_is_not_a_vector_is_rejected(tmp_path: Path) -> None:
+    write_matlab_v73(tmp_path / "P000001.mat", {"Xsub": np.zeros((4, 12, 16, 3)),
+                                                "d_ppg": np.zeros((4, 2)), "d_br": np.zeros((4, 1))})
+    with pytest.raises(DatasetError, match=r"P000001\.mat: 'd_ppg' has shape \(2, 4\); expected a vector"):
+        next(read(tmp_path)).load_labels()

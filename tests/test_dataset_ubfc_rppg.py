@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -149,4 +150,25 @@ def test_dataset1_bad_ground_truth_is_rejected(tmp_path: Path) -> None:
         recording.load_labels()
     dump.write_text("\n".join([lines[0], "33,72,98,nan", *lines[2:]]) + "\n")
     with pytest.raises(DatasetError, match=r"gtdump\.xmp: PPG \(column 4\) has 1 non-finite.*sample 1"):
+        recording.load_labels()
+
+
+def test_ground_truth_lines_of_different_lengths_are_rejected(tmp_path: Path) -> None:
+    write_ubfc(tmp_path, frames=10)
+    gt = tmp_path / "subject1" / "ground_truth.txt"
+    lines = gt.read_text().splitlines()
+    gt.write_text("\n".join([lines[0], lines[1], " ".join(lines[2].split()[:-2])]) + "\n")
+    with pytest.raises(DatasetError, match=r"lines hold \[10, 10, 8\] values; they must be equally long"):
+        next(read(tmp_path)).load_labels()
+
+
+def test_video_without_frames_is_rejected(tmp_path: Path) -> None:
+    write_ubfc(tmp_path, frames=10)
+    video = tmp_path / "subject1" / "vid.avi"
+    video.unlink()
+    cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"FFV1"), 30.0, (16, 12)).release()
+    recording = next(read(tmp_path))
+    with pytest.raises(DatasetError, match=r"vid\.avi: no frame"):
+        recording.load_rgb()
+    with pytest.raises(DatasetError, match=r"vid\.avi: the video holds no frames"):
         recording.load_labels()

@@ -7,7 +7,7 @@ named profile from `mmrphys.profiles`: "default", "rppg-toolbox" or "mmrphys".
 
 from mmrphys.metrics.recordings import Evaluation, assemble_recordings, evaluate_recordings, window_bounds
 from mmrphys.metrics.summary import Summary, bland_altman, plot_jitter, summarize
-from mmrphys.metrics.window import WindowRates, min_window_samples, window_rates
+from mmrphys.metrics.window import WindowRates, min_window_samples, preprocess, waveform_rates, window_rates
 from mmrphys.profiles import PROFILES, get_profile
 from mmrphys.signals import SignalError, WindowTooShortError
 
@@ -24,7 +24,9 @@ __all__ = [
     "get_profile",
     "min_window_samples",
     "plot_jitter",
+    "preprocess",
     "summarize",
+    "waveform_rates",
     "window_bounds",
     "window_rates",
 ]

@@ -93,6 +93,7 @@ class Evaluation:
     profile: str
     method: str
     window_seconds: float | None
+    label_diff: bool = False
     skipped: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -109,6 +110,7 @@ class Evaluation:
             "profile": self.profile,
             "method": self.method,
             "window_seconds": self.window_seconds,
+            "label_diff": self.label_diff,
             "summary": {t: {k: clean(v) for k, v in s.items()} for t, s in self.summary.items()},
             "per_recording": [{k: clean(v) for k, v in row.items()} for row in self.per_recording],
             "skipped": self.skipped,
@@ -257,4 +259,12 @@ def evaluate_recordings(
         )
         task_summary.update(bland_altman([r["rate_pred"] for r in task_rows], [r["rate_label"] for r in task_rows], prof))
         summary[task] = task_summary
-    return Evaluation(summary=summary, per_recording=rows, profile=prof.name, method=method, window_seconds=window_seconds, skipped=skipped)
+    return Evaluation(
+        summary=summary,
+        per_recording=rows,
+        profile=prof.name,
+        method=method,
+        window_seconds=window_seconds,
+        label_diff=label_diff,
+        skipped=skipped,
+    )

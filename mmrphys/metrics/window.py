@@ -101,6 +101,22 @@ def _integrate(x: np.ndarray, float32: bool) -> np.ndarray:
     return np.cumsum(x, axis=-1)
 
 
+def preprocess(
+    x: np.ndarray,
+    fs: float,
+    task: str = "bvp",
+    profile: str | Profile = "default",
+    label_diff: bool = False,
+    bandpass: bool = True,
+) -> np.ndarray:
+    """The profile's waveform processing before rates are read: integrate, detrend, band-pass.
+
+    Inputs are not checked here; `window_rates` checks them first.
+    """
+    prof = get_profile(profile)
+    return _preprocess(np.asarray(x, dtype=np.float64), fs, prof.task(task), prof, label_diff, bandpass)
+
+
 def _preprocess(x: np.ndarray, fs: float, rules: TaskRules, profile: Profile, diff: bool, bandpass: bool) -> np.ndarray:
     if diff:
         x = _integrate(x, profile.float32_cumsum)
@@ -160,6 +176,37 @@ def _macc(pred: np.ndarray, label: np.ndarray, fs: float, rules: TaskRules) -> n
     # rhythm into a match, while sensor delays (pulse transit, sync) stay covered
     max_lag = math.floor(fs / (2 * rules.band[1]))
     return signals.max_cross_correlation(pred, label, max_lag=max_lag, signed=True)
+
+
+def waveform_rates(
+    waveforms: np.ndarray,
+    fs: float,
+    task: str = "bvp",
+    profile: str | Profile = "default",
+    method: Literal["fft", "peak"] = "fft",
+    label_diff: bool = False,
+) -> np.ndarray:
+    """Rates per minute of one waveform (T,) or of each row of (B, T), with no label.
+
+    The prediction half of `window_rates`, for serving: same checks and processing; a
+    constant row gives NaN under the default profile.
+    """
+    prof = get_profile(profile)
+    rules = prof.task(task)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    x = check_signal(waveforms, f"{task} waveform")
+    fs = check_fs(fs, rules, task)
+    need = min_window_samples(prof, task, fs)
+    if x.shape[-1] < need:
+        raise signals.WindowTooShortError(
+            f"a {task} waveform of {x.shape[-1]} samples is too short under profile {prof.name!r} "
+            f"(needs at least {need} at {fs} Hz)"
+        )
+    rates = _rates(_preprocess(x, fs, rules, prof, label_diff, True), fs, rules, method)
+    if prof.constant_prediction_is_nan:
+        rates = np.where(_is_constant(x), np.nan, rates)
+    return rates
 
 
 def window_rates(

@@ -32,7 +32,7 @@ from mmrphys.data.datasets.common import (
     no_recordings,
     require_dir,
     require_file,
-    stack_frames,
+    load_frames,
 )
 from mmrphys.data.recording import DatasetError, Recording
 
@@ -68,7 +68,7 @@ def read(root: Path) -> Iterator[Recording]:
 def load_rgb(folder: Path) -> np.ndarray:
     """The cropped RGB frames as uint8 (T, H, W, 3)."""
     rgb, _ = _frames(folder)
-    frames = stack_frames([_load_npy(p) for p in rgb], rgb)
+    frames = load_frames(rgb, _load_npy)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise DatasetError(f"{rgb[0]}: RGB frame of shape {frames.shape[1:]}; expected (H, W, 3)")
     if frames.dtype == np.uint8:
@@ -87,7 +87,7 @@ def load_rgb(folder: Path) -> np.ndarray:
 def load_thermal(folder: Path) -> np.ndarray:
     """The cropped thermal frames in degrees Celsius, float32 (T, H, W)."""
     rgb, thermal = _frames(folder)
-    frames = stack_frames([_load_npy(p) for p in thermal], thermal)
+    frames = load_frames(thermal, _load_npy)
     if frames.ndim == 4 and frames.shape[-1] == 1:
         frames = frames[..., 0]
     if frames.ndim != 3:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Mapping
 
 import cv2
 import numpy as np
@@ -68,21 +68,26 @@ def read_rgb_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def stack_frames(frames: Iterable[np.ndarray], paths: list[Path]) -> np.ndarray:
-    """Stack per-frame arrays into one (T, ...) array; every frame must have the first's shape."""
-    frames = list(frames)
-    first = frames[0].shape
-    for frame, path in zip(frames, paths):
-        if frame.shape != first:
+def load_frames(paths: list[Path], load: Callable[[Path], np.ndarray]) -> np.ndarray:
+    """Load one array per file into a (T, ...) array, filled in place (no second copy of a
+    long recording in memory); every frame must have the first one's shape and dtype."""
+    first = load(paths[0])
+    frames = np.empty((len(paths), *first.shape), dtype=first.dtype)
+    frames[0] = first
+    for index, path in enumerate(paths[1:], start=1):
+        frame = load(path)
+        if frame.shape != first.shape or frame.dtype != first.dtype:
             raise DatasetError(
-                f"{path}: frame of shape {frame.shape} differs from {paths[0].name}'s {first}"
+                f"{path}: {frame.dtype} frame of shape {frame.shape} differs from "
+                f"{paths[0].name}'s {first.dtype} {first.shape}"
             )
-    return np.stack(frames)
+        frames[index] = frame
+    return frames
 
 
 def read_rgb_frames(paths: list[Path]) -> np.ndarray:
     """Decode a list of image files to one uint8 (T, H, W, 3) RGB array."""
-    return stack_frames((read_rgb_image(p) for p in paths), paths)
+    return load_frames(paths, read_rgb_image)
 
 
 def check_frame_counts(rgb: int, thermal: int, rgb_source: Path, thermal_source: Path) -> None:
@@ -114,19 +119,12 @@ def labels_at_frames(
 ) -> dict[str, np.ndarray]:
     """Linearly interpolate label `signals` sampled at `sample_times` (s) to `frame_times` (s).
 
-    The labels must cover the frames: they may start or end at most one frame period
+    Every signal holds one value per sample time. The labels must cover the frames: they may start or end at most one frame period
     inside the video (held constant there), otherwise the label file is short and the
     recording is rejected rather than padded with invented values.
     """
     times = check_finite(sample_times, source, "label timestamps")
-    checked = {}
-    for name, values in signals.items():
-        checked[name] = check_finite(values, source, name)
-        if checked[name].shape != times.shape:
-            raise DatasetError(
-                f"{source}: {name} has {checked[name].size} samples "
-                f"but there are {times.size} timestamps"
-            )
+    checked = {name: check_finite(values, source, name) for name, values in signals.items()}
     steps = np.diff(times)
     if np.any(steps <= 0):
         at = int(np.flatnonzero(steps <= 0)[0]) + 1

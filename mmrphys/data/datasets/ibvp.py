@@ -3,22 +3,22 @@ per-sample signal quality.
 
 Layout::
 
-    ROOT/p01_a/p01_a_rgb/*.bmp     RGB frames, 640x480, 30 fps
+    ROOT/p01_a/p01_a_rgb/*.bmp     RGB frames, 640x480, 30 fps, named by index or capture time
     ROOT/p01_a/p01_a_t/*.raw       thermal frames: headerless little-endian uint16,
                                    640 wide x 512 rows, value * 0.04 - 273.15 = degC
     ROOT/p01_a/p01_a_bvp.csv       column 0 BVP, column 2 signal quality in [0, 1];
                                    an optional header row, and a column whose header
-                                   contains "time" holds sample times in seconds
+                                   contains "time" holds sample times (s or epoch ms)
 
 `pXX` is the subject, the letter the condition (a rhythmic breathing, b easy maths,
-c hard maths, d head movement). Frames in each folder are taken in natural name order.
-Thermal frames are as wide as the RGB frames and keep their first rows up to the RGB
-height (512 -> 480), as the MMRPhys reference does. Labels: "bvp" and "quality" at the
-frame times; with a time column they are interpolated by time to frames at 30 fps from
-the first label sample, without one they span the video and are stretched to the frame
-count (both reference loaders do this). Frames are never dropped here: the MMRPhys
-reference deletes frames whose quality is <= 0.3, which breaks the time axis; "quality"
-lets the ingest reject chunks instead.
+c hard maths, d head movement). Frames in each folder are taken in natural name order;
+thermal frames are paired with RGB frames by capture time when both are named by epoch
+milliseconds, else by position. Thermal frames are as wide as the RGB frames and keep
+their first rows up to the RGB height (512 -> 480), as the MMRPhys reference does.
+Labels ("bvp", "quality") come one per RGB frame, or are interpolated by their time
+column, or stretched over the video (docs/datasets.md has the rules). Frames are never
+dropped here: the MMRPhys reference deletes frames whose quality is <= 0.3, which
+splices distant moments together; "quality" lets the ingest reject chunks instead.
 """
 
 from __future__ import annotations
@@ -50,6 +50,11 @@ THERMAL_UNIT = "degC"
 #: raw thermal counts to degrees Celsius: counts * 0.04 K - 273.15
 KELVIN_PER_COUNT, KELVIN_AT_ZERO_C = 0.04, 273.15
 BVP_COLUMN, QUALITY_COLUMN = 0, 2
+#: digits of a capture time in milliseconds since 1970 (13 from September 2001 on)
+EPOCH_MS_DIGITS = 13
+#: an RGB frame's thermal partner must lie within 1.5 frame periods at 30 fps: a single
+#: dropped thermal frame is bridged by its neighbour, a longer gap is an error
+MAX_PAIR_OFFSET_MS = 50
 
 
 def read(root: Path) -> Iterator[Recording]:
@@ -73,13 +78,14 @@ def read(root: Path) -> Iterator[Recording]:
 
 def load_rgb(folder: Path) -> np.ndarray:
     """The RGB frames as uint8 (T, H, W, 3)."""
-    rgb, _ = _frames(folder)
+    rgb, _ = _paired_frames(folder)
     return read_rgb_frames(rgb)
 
 
 def load_thermal(folder: Path) -> np.ndarray:
-    """The thermal frames in degrees Celsius, float32 (T, H, W), cut to the RGB frame size."""
-    rgb, thermal = _frames(folder)
+    """The thermal frame paired with each RGB frame, in degrees Celsius, float32 (T, H, W),
+    cut to the RGB frame size."""
+    rgb, thermal = _paired_frames(folder)
     height, width = read_rgb_image(rgb[0]).shape[:2]
     size = thermal[0].stat().st_size
     rows, remainder = divmod(size, 2 * width)
@@ -104,19 +110,20 @@ def load_labels(folder: Path) -> dict[str, np.ndarray]:
     """BVP and its signal quality ("bvp", "quality") at the RGB frame times."""
     path = require_file(folder / f"{folder.name}_bvp.csv", "iBVP label file")
     columns, times = _parse_csv(path)
-    frames = len(_frames(folder)[0])
-    if times is not None:
-        frame_times = times[0] + np.arange(frames) / FPS
-        labels = labels_at_frames(times, columns, frame_times, path)
-    else:
-        samples = columns["bvp"].size
-        if samples < frames:
-            raise DatasetError(
-                f"{path}: {samples} label samples for {frames} video frames; the label file is short"
-            )
+    rgb, _ = _paired_frames(folder)
+    frames, samples = len(rgb), columns["bvp"].size
+    if samples == frames:
+        labels = {name: check_finite(values, path, name) for name, values in columns.items()}
+    elif times is not None:
+        labels = _resample_by_time(times, columns, rgb, path)
+    elif samples > frames:
         stretched = np.linspace(0, samples - 1, frames)
         labels = {name: np.interp(stretched, np.arange(samples), check_finite(values, path, name))
                   for name, values in columns.items()}
+    else:
+        raise DatasetError(
+            f"{path}: {samples} label samples for {frames} video frames; the label file is short"
+        )
     quality = labels["quality"]
     if quality.min() < 0 or quality.max() > 1:
         raise DatasetError(
@@ -126,14 +133,63 @@ def load_labels(folder: Path) -> dict[str, np.ndarray]:
     return labels
 
 
-def _frames(folder: Path) -> tuple[list[Path], list[Path]]:
-    """The RGB and thermal frame files, which must be equally many."""
-    rgb_dir = folder / f"{folder.name}_rgb"
-    thermal_dir = folder / f"{folder.name}_t"
+def _paired_frames(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The RGB frame files and, for each, its thermal frame file.
+
+    With capture times in both folders' file names, each RGB frame takes the thermal frame
+    nearest in time (a frame dropped by one camera does not shift the rest); otherwise the
+    folders are paired by position and must hold equally many frames.
+    """
+    rgb_dir, thermal_dir = folder / f"{folder.name}_rgb", folder / f"{folder.name}_t"
     rgb = frame_files(rgb_dir, ".bmp", "iBVP RGB frame")
     thermal = frame_files(thermal_dir, ".raw", "iBVP thermal frame")
-    check_frame_counts(len(rgb), len(thermal), rgb_dir, thermal_dir)
-    return rgb, thermal
+    rgb_ms, thermal_ms = _epoch_ms(rgb), _epoch_ms(thermal)
+    if rgb_ms is None or thermal_ms is None:
+        check_frame_counts(len(rgb), len(thermal), rgb_dir, thermal_dir)
+        return rgb, thermal
+    after = np.searchsorted(thermal_ms, rgb_ms).clip(0, len(thermal_ms) - 1)
+    before = (after - 1).clip(0)
+    closer_before = np.abs(thermal_ms[before] - rgb_ms) <= np.abs(thermal_ms[after] - rgb_ms)
+    nearest = np.where(closer_before, before, after)
+    offsets = np.abs(thermal_ms[nearest] - rgb_ms)
+    if offsets.max() > MAX_PAIR_OFFSET_MS:
+        worst = int(np.argmax(offsets))
+        raise DatasetError(
+            f"{rgb[worst]}: the nearest thermal frame ({thermal[nearest[worst]].name}) is "
+            f"{offsets[worst]} ms away, more than {MAX_PAIR_OFFSET_MS} ms; the thermal stream has a gap"
+        )
+    return rgb, [thermal[i] for i in nearest]
+
+
+def _epoch_ms(paths: list[Path]) -> np.ndarray | None:
+    """Capture times (ms since 1970) when every file is named by one, else None.
+
+    Epoch milliseconds have 13 digits (since 2001); shorter numbers are frame indices."""
+    stems = [path.stem for path in paths]
+    if not all(stem.isdigit() and len(stem) >= EPOCH_MS_DIGITS for stem in stems):
+        return None
+    return np.array([int(stem) for stem in stems], dtype=np.int64)
+
+
+def _resample_by_time(
+    times: np.ndarray, columns: dict[str, np.ndarray], rgb: list[Path], path: Path
+) -> dict[str, np.ndarray]:
+    """Labels with a time column, interpolated to the RGB frame times.
+
+    Epoch-millisecond label times meet the frames' own capture times when the frames are
+    named by them. Otherwise the first label sample is taken as the first frame, frames
+    follow at 30 fps, and the time column is in seconds (milliseconds if epoch-sized).
+    """
+    rgb_ms = _epoch_ms(rgb)
+    epoch = bool(times.size) and np.nanmin(times) >= 10 ** (EPOCH_MS_DIGITS - 1)
+    if epoch and rgb_ms is not None:
+        # subtract the origin before dividing: keeps the millisecond resolution exact
+        label_s = (times - rgb_ms[0]) / 1000.0
+        frame_s = (rgb_ms - rgb_ms[0]) / 1000.0
+    else:
+        label_s = (times - times[0]) / (1000.0 if epoch else 1.0)
+        frame_s = np.arange(len(rgb)) / FPS
+    return labels_at_frames(label_s, columns, frame_s, path)
 
 
 def _parse_csv(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
