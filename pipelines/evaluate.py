@@ -124,7 +124,9 @@ def evaluate(
     predictions, labels, fps = recording_signals(output)
     result = evaluate_signals(predictions, labels, fps, evaluation, config.tasks)
     out_dir = Path(out_dir)
-    files = write_report(result, out_dir, waveforms=(predictions, labels), fs=fps)
+    waveforms = {task: {rid: (predictions[task][rid], labels[task][rid]) for rid in predictions[task]}
+                 for task in config.tasks}
+    files = write_report(result, out_dir, waveforms=waveforms, fs=fps)
     metrics = summary_metrics(result, config.tasks, prefix or split)
     logger = logger or _active_logger()
     if logger is not None:
