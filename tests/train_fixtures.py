@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
+
 from mmrphys.config import DataConfig, ExperimentConfig, ModelConfig, TrackingConfig, TrainConfig
 
 CHUNK = 64
@@ -23,12 +25,20 @@ class TinyRun:
     storage: Path
 
 
-def make_shards(folder: Path, *, subjects: int = 4, seconds: float = 20.0, split=(0.5, 0.25, 0.25)) -> Path:
-    """Synthetic recordings ingested into shards; returns the shards folder."""
+def make_shards(folder: Path, *, subjects: int = 4, seconds: float = 20.0, split=(0.5, 0.25, 0.25),
+                strip: bool = False) -> Path:
+    """Synthetic recordings ingested into shards; returns the shards folder.
+
+    `strip` removes the thermal video and the respiration labels: an RGB/BVP-only dataset.
+    """
     from mmrphys.data.synthetic import generate_dataset
     from pipelines.ingest import IngestConfig, ingest
 
-    generate_dataset(folder / "raw", subjects=subjects, seconds=seconds, fps=30.0, seed=3)
+    for recording in generate_dataset(folder / "raw", subjects=subjects, seconds=seconds, fps=30.0, seed=3):
+        if strip:
+            (recording / "thermal.npy").unlink()
+            labels = np.loadtxt(recording / "labels.csv", delimiter=",", skiprows=1)
+            np.savetxt(recording / "labels.csv", labels[:, :2], delimiter=",", header="time,bvp", comments="")
     ingest("folder", folder / "raw", folder / "shards",
            config=IngestConfig(chunk_frames=CHUNK, split=split), progress=False)
     return folder / "shards"
