@@ -18,7 +18,7 @@ import numpy as np
 
 from mmrphys import signals
 from mmrphys.metrics.summary import Summary, bland_altman, summarize
-from mmrphys.metrics.window import check_fs, check_signal, min_window_samples, window_rates
+from mmrphys.metrics.window import check_fs, check_signal, is_constant, min_window_samples, window_rates
 from mmrphys.profiles import Profile, get_profile
 
 
@@ -148,6 +148,8 @@ def _task_windows(
         rec_fs = check_fs(_fs_of(fs, rec), rules, f"{task} recording {rec!r}")
         pred = check_signal(predictions[rec], f"{task} prediction of recording {rec!r}")
         label = check_signal(label, f"{task} label of recording {rec!r}")
+        if label.ndim == 1 and is_constant(label):
+            raise signals.SignalError(f"{task} label of recording {rec!r} is constant: it holds no signal to compare with")
         if pred.ndim != 1 or pred.shape != label.shape:
             raise signals.SignalError(
                 f"{task} recording {rec!r}: prediction shape {pred.shape} and label shape "
@@ -222,17 +224,21 @@ def evaluate_recordings(
         for i, (_, _, _, _, rec_fs, pred, _) in enumerate(windows):
             groups[(rec_fs, pred.size)].append(i)
         task_rows: list[dict | None] = [None] * len(windows)
-        for (rec_fs, _), members in groups.items():
-            result = window_rates(
-                np.stack([windows[i][5] for i in members]),
-                np.stack([windows[i][6] for i in members]),
-                rec_fs,
-                task=task,
-                method=method,
-                profile=prof,
-                label_diff=label_diff,
-                bandpass=bandpass,
-            )
+        for (rec_fs, length), members in groups.items():
+            try:
+                result = window_rates(
+                    np.stack([windows[i][5] for i in members]),
+                    np.stack([windows[i][6] for i in members]),
+                    rec_fs,
+                    task=task,
+                    method=method,
+                    profile=prof,
+                    label_diff=label_diff,
+                    bandpass=bandpass,
+                )
+            except signals.SignalError as err:
+                where = sorted({f"{windows[i][0]}#{windows[i][1]}" for i in members})
+                raise type(err)(f"{task} windows of {length} samples at {rec_fs} Hz ({', '.join(where[:5])}): {err}") from None
             for j, i in enumerate(members):
                 rec, w, start, stop, _, _, _ = windows[i]
                 task_rows[i] = {

@@ -15,6 +15,8 @@ from mmrphys.profiles import Profile, get_profile
 
 # the normal quantile of 95% limits of agreement
 LOA_Z = 1.96
+# summary keys after n and n_invalid, in print order
+METRICS = tuple(f"{m}{se}" for m in ("MAE", "RMSE", "MAPE", "Pearson", "SNR", "MACC") for se in ("", "_SE"))
 
 
 class Summary(dict):
@@ -77,7 +79,8 @@ def summarize(
     SNR, SNR_SE, MACC, MACC_SE. SNR/MACC are None when not given, and MACC also where the
     profile defines none for the task. Reference profiles propagate NaN rates into every
     mean as the references do; the default profile leaves such windows out and counts
-    them in `n_invalid`.
+    them in `n_invalid` (all metrics NaN when no window is left, as for a model that
+    predicts a constant).
     """
     prof = get_profile(profile)
     rules = prof.task(task)
@@ -95,8 +98,15 @@ def summarize(
         snr_arr = None if snr_arr is None else snr_arr[keep]
         macc_arr = None if macc_arr is None else macc_arr[keep]
     n = pred.size
+    if n == 0 and n_invalid == 0:
+        raise ValueError("no rates to summarize")
     if n == 0:
-        raise ValueError(f"no window with finite rates to summarize ({n_invalid} invalid)")
+        # e.g. a collapsed model predicting a constant: report it, do not stop training
+        nan_or_none = {k: (None if arr is None else math.nan) for k, arr in (("SNR", snr_arr), ("MACC", macc_arr))}
+        values = {"n": 0, "n_invalid": n_invalid, **{k: math.nan for k in METRICS}}
+        values.update({k: nan_or_none[k] for k in ("SNR", "MACC")})
+        values.update({f"{k}_SE": nan_or_none[k] for k in ("SNR", "MACC")})
+        return Summary(values, profile=prof.name, task=task)
     ddof, drop = prof.se_ddof, prof.drop_invalid_windows
 
     with np.errstate(divide="ignore", invalid="ignore"):
