@@ -46,6 +46,7 @@ from mmrphys.training import (
 )
 
 MLFLOW_RUN_FILE = "mlflow_run.json"
+HISTORY_FILE = "history.jsonl"
 BEST_MODEL_DIR = "best_model"
 VAL_REPORT_DIR = "val_report"
 #: validation splits up to this size (decoded float32) are kept in rank 0's memory
@@ -65,6 +66,7 @@ class TrainResult:
     model_dir: Path
     best_metrics: dict[str, Any]
     last_metrics: dict[str, Any]
+    history: list[dict[str, Any]]
     tracking_uri: str | None = None
     mlflow_run_id: str | None = None
     model_uri: str | None = None
@@ -247,6 +249,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                 best = score
             metrics[f"best_{metric}"] = best
             print(_progress_line(epoch, config.train.epochs, metrics), flush=True)
+            with open(loop_config["history_file"], "a") as history:
+                history.write(json.dumps(metrics) + "\n")
             if logger is not None:
                 logger.log_metrics({k: v for k, v in metrics.items() if k not in ("epoch", "started_at_epoch")},
                                    step=epoch)
@@ -349,6 +353,8 @@ def build_trainer(
         "experiment": config.to_dict(),
         "steps_per_epoch": steps_per_epoch(config),
         "val_rows": split_rows(config.data.shards, config.data.val_split, fold=config.data.fold),
+        # storage is shared by all workers (Ray needs that for checkpoints), so rank 0 can append here
+        "history_file": str(storage / name / HISTORY_FILE),
         "tracking_uri": tracking_uri,
         "mlflow_run_id": mlflow_run_id,
         "failure_marker": str(storage / name / f".worker_failure_drill_epoch{config.train.simulate_worker_failure}")
@@ -381,6 +387,14 @@ def default_run_name(config: ExperimentConfig) -> str:
     """A readable, unique run name: variant and a timestamp."""
     m = config.model
     return f"mmrphys-{m.modality}-{m.resolution}-{m.attention}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every epoch's reported metrics, in order (a resumed epoch appears again)."""
+    path = Path(run_dir) / HISTORY_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def load_run_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
@@ -452,6 +466,7 @@ def train(
     shutil.copytree(best_path, model_dir, ignore=shutil.ignore_patterns("training_state.pt"))
     outcome = TrainResult(run_dir=run_dir, best_checkpoint=best_path, model_dir=model_dir,
                           best_metrics=best_metrics, last_metrics=dict(result.metrics or {}),
+                          history=read_history(run_dir),
                           tracking_uri=uri)
     if logger is not None:
         _log_outcome(config, outcome, logger)

@@ -125,6 +125,6 @@ def test_register_command_adds_versions_and_moves_aliases(trained_run, capsys):
                  "--tracking-uri", uri]) == 0
     assert "models:/tiny-copy/1" in capsys.readouterr().out
     assert main(["register", "--version", "1", "--name", "tiny-copy", "--alias", "prod", "--tracking-uri", uri]) == 0
-    assert client(uri).get_model_version_by_alias("tiny-copy", "prod").version == "1"
+    assert str(client(uri).get_model_version_by_alias("tiny-copy", "prod").version) == "1"
     assert main(["register", "--run", "0" * 32, "--name", "tiny-copy", "--tracking-uri", uri]) == 1
     assert "cannot fetch" in capsys.readouterr().out

@@ -26,7 +26,7 @@ def test_run_folder_holds_config_checkpoints_best_model_and_report(trained_run):
     run_dir = trained_run.result.run_dir
     assert (run_dir / "experiment.yaml").is_file()
     assert load_run_config(run_dir) == trained_run.config
-    checkpoints = sorted(run_dir.glob("checkpoint_*"))
+    checkpoints = sorted(p for p in run_dir.glob("checkpoint_*") if p.is_dir())
     # keep_checkpoints=1 keeps the best; the latest is always kept too
     assert 1 <= len(checkpoints) <= 2
     assert all(is_model_folder(c) and (c / "training_state.pt").is_file() for c in checkpoints)
@@ -64,7 +64,7 @@ def test_mlflow_run_has_params_metric_history_artifacts_and_model(trained_run):
 def test_best_model_is_registered_with_its_alias(trained_run):
     mlflow_client = client(trained_run.tracking_uri)
     version = mlflow_client.get_model_version_by_alias(MODEL_NAME, "champion")
-    assert version.version == trained_run.result.registered_version
+    assert str(version.version) == trained_run.result.registered_version
     assert version.tags["mmrphys.resolution"] == "9" and version.tags["mmrphys.modality"] == "rgbt"
 
 
