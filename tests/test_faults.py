@@ -23,10 +23,3 @@ def test_a_killed_worker_restarts_from_the_last_checkpoint(train_shards, tmp_pat
     assert metrics["started_at_epoch"] >= 1
     assert result.best_checkpoint.is_dir()
 
-
-def test_without_retries_the_same_failure_fails_the_run(train_shards, tmp_path):
-    from pipelines.train import TrainingError
-
-    config = tiny_config(train_shards, epochs=2, simulate_worker_failure=0, max_failures=0)
-    with pytest.raises(TrainingError, match="failed"):
-        train(config, storage_path=tmp_path / "runs", name="fatal")

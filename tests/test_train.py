@@ -88,7 +88,7 @@ def test_resume_continues_from_the_latest_checkpoint_into_the_same_mlflow_run(tr
     # a copy, so the other tests keep the finished two-epoch run
     run_dir = tmp_path / "runs" / "tiny"
     shutil.copytree(trained_run.result.run_dir, run_dir)
-    config = load_run_config(run_dir, ["train.epochs=3", "tracking.register_as=", "tracking.alias="])
+    config = load_run_config(run_dir, ["train.epochs=3", "tracking.register_as=''", "tracking.alias=''"])
     result = train(config, storage_path=run_dir.parent, name="tiny", resume=True)
     assert result.last_metrics["epoch"] == 2 and result.last_metrics["started_at_epoch"] == 2
     assert result.mlflow_run_id == trained_run.result.mlflow_run_id
