@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from mmrphys.metrics import Evaluation, plot_jitter, preprocess
+from mmrphys.metrics.recordings import ROW_COLUMNS
 from mmrphys.profiles import get_profile
 from mmrphys.signals import zscore
 
@@ -132,7 +133,7 @@ def write_tables(evaluation: Evaluation, out_dir: Path) -> dict[str, Path]:
         writer.writerow(["task", "profile", "method", *metric_names])
         for task, values in as_dict["summary"].items():
             writer.writerow([task, evaluation.profile, evaluation.method, *("" if values.get(k) is None else values[k] for k in metric_names)])
-    columns = list(dict.fromkeys(k for row in as_dict["per_recording"] for k in row))
+    columns = list(dict.fromkeys([*ROW_COLUMNS, *(k for row in as_dict["per_recording"] for k in row)]))
     with paths["per_recording_csv"].open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()

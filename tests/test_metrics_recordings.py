@@ -235,8 +235,15 @@ def test_evaluate_recordings_bad_input_names_the_recording():
     no_bins = {"rsp": {"s1": preds["bvp"]["s1"][:16]}}, {"rsp": {"s1": labels["bvp"]["s1"][:16]}}
     with pytest.raises(SignalError, match="rsp windows of 16 samples at 30.0 Hz \\(s1#0\\): no spectral bin"):
         evaluate_recordings(*no_bins, FS, tasks=("rsp",), profile="mmrphys")
-    with pytest.raises(ValueError, match="no window left to evaluate .*fewer than the 360"):
-        evaluate_recordings({"rsp": preds["bvp"]}, {"rsp": labels["bvp"]}, FS, tasks=("rsp",), window_seconds=10)
+
+
+def test_recordings_too_short_for_the_profile_give_nan_metrics_and_reasons():
+    preds, labels = recordings({"s1": 15.0, "s2": 20.0}, 20, task="rsp")
+    result = evaluate_recordings(preds, labels, FS, tasks=("rsp",), window_seconds=10)
+    assert result.per_recording == [] and result.summary["rsp"]["n"] == 0
+    assert math.isnan(result.summary["rsp"]["MAE"]) and math.isnan(result.summary["rsp"]["BA_bias"])
+    assert len(result.skipped) == 4
+    assert result.skipped[0]["reason"] == "300 samples (10.0 s), fewer than the 360 (12.0 s) rsp windows need under this profile"
 
 
 def test_a_constant_model_is_reported_not_fatal():

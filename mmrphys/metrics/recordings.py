@@ -17,9 +17,16 @@ from typing import Literal
 import numpy as np
 
 from mmrphys import signals
-from mmrphys.metrics.summary import Summary, bland_altman, summarize
+from mmrphys.metrics.summary import Summary, bland_altman, empty_summary, summarize
 from mmrphys.metrics.window import check_fs, check_signal, is_constant, min_window_samples, window_rates
 from mmrphys.profiles import Profile, get_profile
+
+
+# the columns of `Evaluation.per_recording` rows, in table order
+ROW_COLUMNS = (
+    "recording_id", "task", "window", "start_s", "seconds",
+    "rate_pred", "rate_label", "abs_error", "snr", "macc", "flags",
+)
 
 
 def assemble_recordings(
@@ -202,6 +209,8 @@ def evaluate_recordings(
     `fs` is one sampling rate or one per recording id. `window_seconds=None` scores each
     recording as one window; otherwise non-overlapping windows of that length from the
     start, the last one shorter. Windows of equal length and rate are scored together.
+    A task whose windows are all skipped as too short gets n = 0 and NaN metrics; the
+    reasons are in `Evaluation.skipped`.
     """
     prof = get_profile(profile)
     if window_seconds is not None and not (isinstance(window_seconds, (int, float)) and window_seconds > 0):
@@ -218,8 +227,10 @@ def evaluate_recordings(
             )
         windows = _task_windows(task, predictions[task], labels[task], fs, window_seconds, prof, bandpass, skipped)
         if not windows:
-            reasons = sorted({s["reason"] for s in skipped if s["task"] == task})
-            raise ValueError(f"{task}: no window left to evaluate under profile {prof.name!r}; skipped because: {reasons[:3]}")
+            # recordings too short for the profile: NaN metrics, reasons in `skipped`
+            summary[task] = empty_summary(prof, task)
+            summary[task].update(bland_altman([], [], prof))
+            continue
         groups: dict[tuple[float, int], list[int]] = defaultdict(list)
         for i, (_, _, _, _, rec_fs, pred, _) in enumerate(windows):
             groups[(rec_fs, pred.size)].append(i)

@@ -65,6 +65,18 @@ def _rmse_se(squared: np.ndarray, rmse: float, formula: str, ddof: int) -> float
     return 0.0 if spread == 0 else spread / (2.0 * rmse * math.sqrt(n))
 
 
+def empty_summary(
+    profile: str | Profile, task: str, n_invalid: int = 0, has_snr: bool = True, has_macc: bool = True
+) -> Summary:
+    """The summary of no usable window: n = 0 and every metric NaN (None where not defined)."""
+    prof = get_profile(profile)
+    values: dict = {"n": 0, "n_invalid": n_invalid, **{k: math.nan for k in METRICS}}
+    for name, present in (("SNR", has_snr), ("MACC", has_macc and prof.task(task).macc is not None)):
+        if not present:
+            values[name] = values[f"{name}_SE"] = None
+    return Summary(values, profile=prof.name, task=task)
+
+
 def summarize(
     rate_pred: Sequence[float] | np.ndarray,
     rate_label: Sequence[float] | np.ndarray,
@@ -102,11 +114,7 @@ def summarize(
         raise ValueError("no rates to summarize")
     if n == 0:
         # e.g. a collapsed model predicting a constant: report it, do not stop training
-        nan_or_none = {k: (None if arr is None else math.nan) for k, arr in (("SNR", snr_arr), ("MACC", macc_arr))}
-        values = {"n": 0, "n_invalid": n_invalid, **{k: math.nan for k in METRICS}}
-        values.update({k: nan_or_none[k] for k in ("SNR", "MACC")})
-        values.update({f"{k}_SE": nan_or_none[k] for k in ("SNR", "MACC")})
-        return Summary(values, profile=prof.name, task=task)
+        return empty_summary(prof, task, n_invalid, has_snr=snr_arr is not None, has_macc=macc_arr is not None)
     ddof, drop = prof.se_ddof, prof.drop_invalid_windows
 
     with np.errstate(divide="ignore", invalid="ignore"):

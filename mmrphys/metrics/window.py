@@ -203,7 +203,7 @@ def waveform_rates(
     if x.shape[-1] < min_window_samples(prof, task, fs):
         return np.full(x.shape[:-1], np.nan)
     rates = _rates(_preprocess(x, fs, rules, prof, label_diff, True), fs, rules, method)
-    if prof.constant_prediction_is_nan:
+    if prof.undefined_is_nan:
         rates = np.where(is_constant(x), np.nan, rates)
     return rates
 
@@ -266,7 +266,7 @@ def window_rates(
             flags[i].append(FEW_PEAKS_LABEL)
         if no_noise[i] and not constant[i]:
             flags[i].append(NO_NOISE_BINS)
-    if prof.constant_prediction_is_nan:
+    if prof.undefined_is_nan:
         rate_pred = np.where(constant, np.nan, rate_pred)
         snr = np.where(constant | ~np.isfinite(rate_label), np.nan, snr)
         macc = None if macc is None else np.where(constant, np.nan, macc)
