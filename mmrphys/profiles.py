@@ -74,7 +74,9 @@ class Profile:
     """A trailing partial window shorter than this fraction of the window is skipped."""
     float32_cumsum: bool = False
     """Integrate diff-normalised signals in float32, as the references' torch tensors do."""
-    constant_prediction_is_nan: bool = False
+    undefined_is_nan: bool = False
+    """NaN where a value is undefined: the rate, SNR and MACC of a constant prediction and
+    the SNR of a window whose label has no rate (the references return numbers there)."""
     drop_invalid_windows: bool = False
     """summarize() drops windows without finite rates (counted) instead of returning NaN."""
     se_ddof: int = 0
@@ -167,7 +169,7 @@ DEFAULT = Profile(
     ),
     min_periods=1.0,
     min_tail_fraction=0.5,
-    constant_prediction_is_nan=True,
+    undefined_is_nan=True,
     drop_invalid_windows=True,
     se_ddof=1,
     bland_altman_sign="pred_minus_label",

@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from mmrphys.metrics import Evaluation, plot_jitter, preprocess
+from mmrphys.metrics.recordings import ROW_COLUMNS
 from mmrphys.profiles import get_profile
 from mmrphys.signals import zscore
 
@@ -36,6 +37,11 @@ def _save(fig: Figure, path: Path) -> Path:
 
 def _rows_of(evaluation: Evaluation, task: str) -> list[dict]:
     return [r for r in evaluation.per_recording if r["task"] == task]
+
+
+def _finite_mean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
 
 
 def plot_bland_altman(evaluation: Evaluation, task: str, path: Path, seed: int = 0) -> Path:
@@ -61,11 +67,14 @@ def plot_bland_altman(evaluation: Evaluation, task: str, path: Path, seed: int =
     scatter.set(xlabel=f"label {name} ({unit})", ylabel=f"predicted {name} ({unit})", title=f"{name}: prediction vs label")
     diff = (jit_pred - jit_label) if minus_label else (jit_label - jit_pred)
     difference.scatter((jit_pred + jit_label) / 2, diff, s=14, alpha=0.7)
+    drawn = False
     for key, style, text in (("BA_bias", "-", "bias"), ("BA_loa_lower", "--", "95% limits"), ("BA_loa_upper", "--", None)):
         value = stats.get(key)
         if value is not None and math.isfinite(value):
             difference.axhline(value, color="crimson", ls=style, lw=1, label=None if text is None else f"{text} {value:.2f}")
-    difference.legend(loc="upper right", fontsize="small")
+            drawn = True
+    if drawn:
+        difference.legend(loc="upper right", fontsize="small")
     sign = "prediction - label" if minus_label else "label - prediction"
     difference.set(xlabel=f"mean of the two ({unit})", ylabel=f"{sign} ({unit})", title="Bland-Altman")
     fig.suptitle(f"{task.upper()} ({evaluation.profile} profile, {len(rows)} windows, MAE {stats['MAE']:.2f})")
@@ -94,8 +103,7 @@ def plot_waveforms(
         n = min(len(label), int(max_seconds * rec_fs))
         t = np.arange(n) / rec_fs
         mine = [r for r in rows if r["recording_id"] == rec]
-        rate_pred = np.nanmean([r["rate_pred"] for r in mine])
-        rate_label = np.nanmean([r["rate_label"] for r in mine])
+        rate_pred, rate_label = (_finite_mean([r[k] for r in mine]) for k in ("rate_pred", "rate_label"))
         for values, rate, who, colour in (
             (label, rate_label, "label", "black"),
             (pred, rate_pred, "prediction", "tab:orange"),
@@ -125,7 +133,7 @@ def write_tables(evaluation: Evaluation, out_dir: Path) -> dict[str, Path]:
         writer.writerow(["task", "profile", "method", *metric_names])
         for task, values in as_dict["summary"].items():
             writer.writerow([task, evaluation.profile, evaluation.method, *("" if values.get(k) is None else values[k] for k in metric_names)])
-    columns = list(dict.fromkeys(k for row in as_dict["per_recording"] for k in row))
+    columns = list(dict.fromkeys([*ROW_COLUMNS, *(k for row in as_dict["per_recording"] for k in row)]))
     with paths["per_recording_csv"].open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()

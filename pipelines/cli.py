@@ -13,6 +13,8 @@ import sys
 # command name -> (module defining `register(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("pipelines.commands.model", "inspect a model variant: layers, parameters, forward time"),
+    "synth": ("pipelines.commands.synth", "write a synthetic RGB + thermal face-video dataset"),
+    "ingest": ("pipelines.commands.ingest", "turn a dataset into validated, subject-split Parquet shards"),
     "train": ("pipelines.commands.train", "train MMRPhys on shards with Ray Train, tracked in MLflow"),
     "evaluate": ("pipelines.commands.evaluate", "evaluate a model on a split of the shards: metrics, report, plots"),
     "register": ("pipelines.commands.register", "register a run's model in the MLflow registry or move an alias"),

@@ -16,6 +16,7 @@ from mmrphys.data.recording import DatasetError
 
 def test_reads_pre_cropped_rgb_thermal_and_both_labels(tmp_path: Path) -> None:
     expected = write_bp4d(tmp_path, "F001T1", frames=12)
+    (tmp_path / "F001T1" / "RGB" / "._00003.npy").write_bytes(b"macOS resource fork")
     write_bp4d(tmp_path, "M012_T10", frames=4)
     write_bp4d(tmp_path, "F001T2", frames=4)
 

@@ -266,6 +266,12 @@ def test_fewer_than_two_peaks_is_flagged_nan():
     result = window_rates(flat_ramp, label, FS, method="peak", bandpass=False)
     assert math.isnan(result.rate_pred)
     assert "prediction_has_fewer_than_2_peaks" in result.flags
+    no_label_rate = window_rates(label, flat_ramp, FS, method="peak", bandpass=False)
+    assert math.isnan(no_label_rate.rate_label) and math.isnan(no_label_rate.snr)
+    assert "label_has_fewer_than_2_peaks" in no_label_rate.flags
+    # the references compare against a NaN rate: no signal bins, so -inf dB
+    reference = window_rates(label, flat_ramp, FS, method="peak", bandpass=False, profile="mmrphys")
+    assert reference.snr == -math.inf
 
 
 def test_unknown_profile_task_or_method():

@@ -80,8 +80,12 @@ def test_summarize_small_and_degenerate_inputs():
         summarize([1.0, 2.0, 3.0], [1.0, 2.0])
     with pytest.raises(ValueError, match="snr has 2 values"):
         summarize([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], snr=[1.0, 2.0])
-    with pytest.raises(ValueError, match="no window with finite rates"):
-        summarize([np.nan], [72.0])
+    with pytest.raises(ValueError, match="no rates to summarize"):
+        summarize([], [])
+    collapsed = summarize([np.nan, np.nan], [72.0, 80.0], snr=[np.nan, np.nan], macc=[np.nan, np.nan])
+    assert collapsed["n"] == 0 and collapsed["n_invalid"] == 2
+    assert math.isnan(collapsed["MAE"]) and math.isnan(collapsed["MACC"]) and math.isnan(collapsed["Pearson_SE"])
+    assert summarize([np.nan], [72.0], task="rsp", profile="default")["SNR"] is None
 
 
 def test_bland_altman_reference_and_default():
@@ -225,8 +229,29 @@ def test_evaluate_recordings_bad_input_names_the_recording():
         evaluate_recordings(preds, labels, 4.0, tasks=("bvp",))
     with pytest.raises(ValueError, match="window_seconds must be a positive"):
         evaluate_recordings(preds, labels, FS, tasks=("bvp",), window_seconds=0)
-    with pytest.raises(ValueError, match="no window left to evaluate .*fewer than the 360"):
-        evaluate_recordings({"rsp": preds["bvp"]}, {"rsp": labels["bvp"]}, FS, tasks=("rsp",), window_seconds=10)
+    constant = {"bvp": dict(labels["bvp"], s2=np.ones(600))}
+    with pytest.raises(SignalError, match="bvp label of recording 's2' is constant"):
+        evaluate_recordings(preds, constant, FS, tasks=("bvp",))
+    no_bins = {"rsp": {"s1": preds["bvp"]["s1"][:16]}}, {"rsp": {"s1": labels["bvp"]["s1"][:16]}}
+    with pytest.raises(SignalError, match="rsp windows of 16 samples at 30.0 Hz \\(s1#0\\): no spectral bin"):
+        evaluate_recordings(*no_bins, FS, tasks=("rsp",), profile="mmrphys")
+
+
+def test_recordings_too_short_for_the_profile_give_nan_metrics_and_reasons():
+    preds, labels = recordings({"s1": 15.0, "s2": 20.0}, 20, task="rsp")
+    result = evaluate_recordings(preds, labels, FS, tasks=("rsp",), window_seconds=10)
+    assert result.per_recording == [] and result.summary["rsp"]["n"] == 0
+    assert math.isnan(result.summary["rsp"]["MAE"]) and math.isnan(result.summary["rsp"]["BA_bias"])
+    assert len(result.skipped) == 4
+    assert result.skipped[0]["reason"] == "300 samples (10.0 s), fewer than the 360 (12.0 s) rsp windows need under this profile"
+
+
+def test_a_constant_model_is_reported_not_fatal():
+    preds, labels = recordings({"s1": 72.0, "s2": 80.0}, 20)
+    flat = {"bvp": {rec: np.zeros_like(x) for rec, x in preds["bvp"].items()}}
+    result = evaluate_recordings(flat, labels, FS, tasks=("bvp",))
+    assert result.summary["bvp"]["n_invalid"] == 2 and math.isnan(result.summary["bvp"]["MAE"])
+    assert all(r["flags"] == "constant_prediction" for r in result.per_recording)
 
 
 def test_waveform_rates_without_labels():
@@ -235,5 +260,7 @@ def test_waveform_rates_without_labels():
     assert rates[0] == pytest.approx(66, abs=0.25) and rates[1] == pytest.approx(120, abs=0.25)
     assert math.isnan(rates[2])
     assert waveform_rates(wave(40, 15), FS, task="rsp") == pytest.approx(15, abs=0.25)
-    with pytest.raises(WindowTooShortError, match="too short"):
-        waveform_rates(wave(1, 66), FS)
+    assert math.isnan(waveform_rates(wave(1, 66), FS))
+    assert np.isnan(waveform_rates(np.stack([wave(6, 15)] * 2), FS, task="rsp")).all()
+    with pytest.raises(SignalError, match="bvp waveform: 1 NaN"):
+        waveform_rates(np.append(wave(10, 66), np.nan), FS)

@@ -364,3 +364,24 @@ def test_tsfm_training_needs_labels():
 def test_model_needs_a_model_config():
     with pytest.raises(TypeError, match="ModelConfig"):
         MMRPhys({"resolution": 9})
+
+
+@pytest.mark.parametrize("name", ["SNF", "LEF"])
+def test_channels_last_path_has_the_plain_numerics(name):
+    torch.manual_seed(1)
+    config = variant(name, frames=8, dropout=0.0)
+    model = MMRPhys(config).double().train()
+    x = torch.rand(2, config.in_channels, 8, config.resolution, config.resolution, dtype=torch.float64) * 255
+    labels = labels_for(dtype=torch.float64)
+    results = []
+    for channels_last in (True, False):
+        model.channels_last = channels_last
+        model.zero_grad()
+        out = model(x, labels)
+        (out["bvp"].square().sum() + out["rsp"].square().sum()).backward()
+        results.append((out, [p.grad.clone() for p in model.parameters()]))
+    (fast, fast_grads), (plain, plain_grads) = results
+    for task in ("bvp", "rsp"):
+        torch.testing.assert_close(fast[task], plain[task], rtol=1e-10, atol=1e-10)
+    for a, b in zip(fast_grads, plain_grads):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)

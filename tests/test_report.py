@@ -62,3 +62,13 @@ def test_write_report_without_waveforms_and_bad_arguments(tmp_path, signals):
     assert "waveforms_bvp" not in files and files["bland_altman_bvp"].stat().st_size > 0
     with pytest.raises(ValueError, match="waveforms need fs"):
         write_report(evaluation, tmp_path, waveforms={"bvp": {"s0": (preds["bvp"]["s0"], labels["bvp"]["s0"])}})
+
+
+def test_report_of_a_constant_model(tmp_path, signals):
+    preds, labels = signals
+    flat = {t: {rec: np.zeros_like(x) for rec, x in recs.items()} for t, recs in preds.items()}
+    evaluation = evaluate_recordings(flat, labels, FS, tasks=("bvp",))
+    waveforms = {"bvp": {rec: (flat["bvp"][rec], labels["bvp"][rec]) for rec in labels["bvp"]}}
+    files = write_report(evaluation, tmp_path, waveforms=waveforms, fs=FS)
+    assert all(p.stat().st_size > 0 for p in files.values())
+    assert json.loads(files["evaluation_json"].read_text())["summary"]["bvp"]["MAE"] is None

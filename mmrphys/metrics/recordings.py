@@ -17,9 +17,16 @@ from typing import Literal
 import numpy as np
 
 from mmrphys import signals
-from mmrphys.metrics.summary import Summary, bland_altman, summarize
-from mmrphys.metrics.window import check_fs, check_signal, min_window_samples, window_rates
+from mmrphys.metrics.summary import Summary, bland_altman, empty_summary, summarize
+from mmrphys.metrics.window import check_fs, check_signal, is_constant, min_window_samples, window_rates
 from mmrphys.profiles import Profile, get_profile
+
+
+# the columns of `Evaluation.per_recording` rows, in table order
+ROW_COLUMNS = (
+    "recording_id", "task", "window", "start_s", "seconds",
+    "rate_pred", "rate_label", "abs_error", "snr", "macc", "flags",
+)
 
 
 def assemble_recordings(
@@ -148,6 +155,8 @@ def _task_windows(
         rec_fs = check_fs(_fs_of(fs, rec), rules, f"{task} recording {rec!r}")
         pred = check_signal(predictions[rec], f"{task} prediction of recording {rec!r}")
         label = check_signal(label, f"{task} label of recording {rec!r}")
+        if label.ndim == 1 and is_constant(label):
+            raise signals.SignalError(f"{task} label of recording {rec!r} is constant: it holds no signal to compare with")
         if pred.ndim != 1 or pred.shape != label.shape:
             raise signals.SignalError(
                 f"{task} recording {rec!r}: prediction shape {pred.shape} and label shape "
@@ -200,6 +209,8 @@ def evaluate_recordings(
     `fs` is one sampling rate or one per recording id. `window_seconds=None` scores each
     recording as one window; otherwise non-overlapping windows of that length from the
     start, the last one shorter. Windows of equal length and rate are scored together.
+    A task whose windows are all skipped as too short gets n = 0 and NaN metrics; the
+    reasons are in `Evaluation.skipped`.
     """
     prof = get_profile(profile)
     if window_seconds is not None and not (isinstance(window_seconds, (int, float)) and window_seconds > 0):
@@ -216,23 +227,29 @@ def evaluate_recordings(
             )
         windows = _task_windows(task, predictions[task], labels[task], fs, window_seconds, prof, bandpass, skipped)
         if not windows:
-            reasons = sorted({s["reason"] for s in skipped if s["task"] == task})
-            raise ValueError(f"{task}: no window left to evaluate under profile {prof.name!r}; skipped because: {reasons[:3]}")
+            # recordings too short for the profile: NaN metrics, reasons in `skipped`
+            summary[task] = empty_summary(prof, task)
+            summary[task].update(bland_altman([], [], prof))
+            continue
         groups: dict[tuple[float, int], list[int]] = defaultdict(list)
         for i, (_, _, _, _, rec_fs, pred, _) in enumerate(windows):
             groups[(rec_fs, pred.size)].append(i)
         task_rows: list[dict | None] = [None] * len(windows)
-        for (rec_fs, _), members in groups.items():
-            result = window_rates(
-                np.stack([windows[i][5] for i in members]),
-                np.stack([windows[i][6] for i in members]),
-                rec_fs,
-                task=task,
-                method=method,
-                profile=prof,
-                label_diff=label_diff,
-                bandpass=bandpass,
-            )
+        for (rec_fs, length), members in groups.items():
+            try:
+                result = window_rates(
+                    np.stack([windows[i][5] for i in members]),
+                    np.stack([windows[i][6] for i in members]),
+                    rec_fs,
+                    task=task,
+                    method=method,
+                    profile=prof,
+                    label_diff=label_diff,
+                    bandpass=bandpass,
+                )
+            except signals.SignalError as err:
+                where = sorted({f"{windows[i][0]}#{windows[i][1]}" for i in members})
+                raise type(err)(f"{task} windows of {length} samples at {rec_fs} Hz ({', '.join(where[:5])}): {err}") from None
             for j, i in enumerate(members):
                 rec, w, start, stop, _, _, _ = windows[i]
                 task_rows[i] = {

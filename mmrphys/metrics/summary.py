@@ -15,6 +15,8 @@ from mmrphys.profiles import Profile, get_profile
 
 # the normal quantile of 95% limits of agreement
 LOA_Z = 1.96
+# summary keys after n and n_invalid, in print order
+METRICS = tuple(f"{m}{se}" for m in ("MAE", "RMSE", "MAPE", "Pearson", "SNR", "MACC") for se in ("", "_SE"))
 
 
 class Summary(dict):
@@ -63,6 +65,18 @@ def _rmse_se(squared: np.ndarray, rmse: float, formula: str, ddof: int) -> float
     return 0.0 if spread == 0 else spread / (2.0 * rmse * math.sqrt(n))
 
 
+def empty_summary(
+    profile: str | Profile, task: str, n_invalid: int = 0, has_snr: bool = True, has_macc: bool = True
+) -> Summary:
+    """The summary of no usable window: n = 0 and every metric NaN (None where not defined)."""
+    prof = get_profile(profile)
+    values: dict = {"n": 0, "n_invalid": n_invalid, **{k: math.nan for k in METRICS}}
+    for name, present in (("SNR", has_snr), ("MACC", has_macc and prof.task(task).macc is not None)):
+        if not present:
+            values[name] = values[f"{name}_SE"] = None
+    return Summary(values, profile=prof.name, task=task)
+
+
 def summarize(
     rate_pred: Sequence[float] | np.ndarray,
     rate_label: Sequence[float] | np.ndarray,
@@ -77,7 +91,8 @@ def summarize(
     SNR, SNR_SE, MACC, MACC_SE. SNR/MACC are None when not given, and MACC also where the
     profile defines none for the task. Reference profiles propagate NaN rates into every
     mean as the references do; the default profile leaves such windows out and counts
-    them in `n_invalid`.
+    them in `n_invalid` (all metrics NaN when no window is left, as for a model that
+    predicts a constant).
     """
     prof = get_profile(profile)
     rules = prof.task(task)
@@ -95,8 +110,11 @@ def summarize(
         snr_arr = None if snr_arr is None else snr_arr[keep]
         macc_arr = None if macc_arr is None else macc_arr[keep]
     n = pred.size
+    if n == 0 and n_invalid == 0:
+        raise ValueError("no rates to summarize")
     if n == 0:
-        raise ValueError(f"no window with finite rates to summarize ({n_invalid} invalid)")
+        # e.g. a collapsed model predicting a constant: report it, do not stop training
+        return empty_summary(prof, task, n_invalid, has_snr=snr_arr is not None, has_macc=macc_arr is not None)
     ddof, drop = prof.se_ddof, prof.drop_invalid_windows
 
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -88,7 +88,8 @@ def min_window_samples(profile: Profile, task: str, fs: float, bandpass: bool = 
     return need
 
 
-def _is_constant(x: np.ndarray) -> np.ndarray:
+def is_constant(x: np.ndarray) -> np.ndarray:
+    """True for each signal (last axis) without variation, relative to its magnitude."""
     scale = np.maximum(1.0, np.abs(x).max(axis=-1))
     return x.std(axis=-1) <= 1e-12 * scale
 
@@ -188,8 +189,10 @@ def waveform_rates(
 ) -> np.ndarray:
     """Rates per minute of one waveform (T,) or of each row of (B, T), with no label.
 
-    The prediction half of `window_rates`, for serving: same checks and processing; a
-    constant row gives NaN under the default profile.
+    The prediction half of `window_rates`, for serving arbitrary clips: the same checks
+    and processing, but a waveform shorter than `min_window_samples` (e.g. a 6-s clip for
+    breathing under the default profile, which needs one period of 5/min) gives NaN
+    rather than an error, as does a constant row under the default profile.
     """
     prof = get_profile(profile)
     rules = prof.task(task)
@@ -197,15 +200,11 @@ def waveform_rates(
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     x = check_signal(waveforms, f"{task} waveform")
     fs = check_fs(fs, rules, task)
-    need = min_window_samples(prof, task, fs)
-    if x.shape[-1] < need:
-        raise signals.WindowTooShortError(
-            f"a {task} waveform of {x.shape[-1]} samples is too short under profile {prof.name!r} "
-            f"(needs at least {need} at {fs} Hz)"
-        )
+    if x.shape[-1] < min_window_samples(prof, task, fs):
+        return np.full(x.shape[:-1], np.nan)
     rates = _rates(_preprocess(x, fs, rules, prof, label_diff, True), fs, rules, method)
-    if prof.constant_prediction_is_nan:
-        rates = np.where(_is_constant(x), np.nan, rates)
+    if prof.undefined_is_nan:
+        rates = np.where(is_constant(x), np.nan, rates)
     return rates
 
 
@@ -244,12 +243,12 @@ def window_rates(
             f"a window of {n} samples ({n / fs:.2f} s at {fs} Hz) is too short for {task} "
             f"under profile {prof.name!r} (needs at least {need} samples)"
         )
-    if _is_constant(label).any():
+    if is_constant(label).any():
         raise signals.SignalError("label is constant: it holds no pulse or breathing to compare with")
 
     single = pred.ndim == 1
     pred2, label2 = np.atleast_2d(pred), np.atleast_2d(label)
-    constant = _is_constant(pred2)
+    constant = is_constant(pred2)
     p = _preprocess(pred2, fs, rules, prof, label_diff, bandpass)
     g = _preprocess(label2, fs, rules, prof, label_diff, bandpass)
     rate_pred = _rates(p, fs, rules, method)
@@ -267,7 +266,7 @@ def window_rates(
             flags[i].append(FEW_PEAKS_LABEL)
         if no_noise[i] and not constant[i]:
             flags[i].append(NO_NOISE_BINS)
-    if prof.constant_prediction_is_nan:
+    if prof.undefined_is_nan:
         rate_pred = np.where(constant, np.nan, rate_pred)
         snr = np.where(constant | ~np.isfinite(rate_label), np.nan, snr)
         macc = None if macc is None else np.where(constant, np.nan, macc)

@@ -63,16 +63,25 @@ def conv_stack(
     return nn.Sequential(*modules)
 
 
-def temporal_difference(x: torch.Tensor) -> torch.Tensor:
-    """Frame differences d[:, :, t] = x[:, :, t+1] - x[:, :, t] of a (B, C, T+1, H, W) clip."""
-    return x[:, :, 1:] - x[:, :, :-1]
+def temporal_difference(x: torch.Tensor, append_last: bool = False) -> torch.Tensor:
+    """Frame differences d[:, :, t] = x[:, :, t+1] - x[:, :, t] of a (B, C, T+1, H, W) clip.
+
+    With `append_last`, x has T frames and a copy of its last frame is taken as appended
+    (the reference trainer's padding): the last difference is then exactly zero, written
+    directly instead of copying the clip to append a frame.
+    """
+    if not append_last:
+        return x[:, :, 1:] - x[:, :, :-1]
+    d = x.new_zeros(x.shape)
+    torch.sub(x[:, :, 1:], x[:, :, :-1], out=d[:, :, :-1])
+    return d
 
 
-def front_end(x: torch.Tensor) -> torch.Tensor:
+def front_end(x: torch.Tensor, append_last: bool = False) -> torch.Tensor:
     """The reference's input normalisation: temporal difference, then per-channel
     instance norm over (T, H, W) with biased variance and eps 1e-5.
 
     The reference keeps separate RGB and thermal norm modules; instance norm is per
     channel, so one call over all channels gives the same numbers.
     """
-    return F.instance_norm(temporal_difference(x), eps=NORM_EPS)
+    return F.instance_norm(temporal_difference(x, append_last), eps=NORM_EPS)

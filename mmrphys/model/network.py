@@ -58,6 +58,9 @@ class MMRPhys(nn.Module):
         if not isinstance(config, ModelConfig):
             raise TypeError(f"MMRPhys needs a ModelConfig, got {type(config).__name__}")
         self.config = config
+        # channels-last activations take oneDNN's faster 3D-conv kernels on CPU (same math,
+        # float rounding only; BENCHMARKS.md "Model speed"); False gives the plain layout
+        self.channels_last = True
         layout = LAYOUTS[config.resolution]
         streams = ("rgb", "thermal") if config.fusion == "late" else ("",)
         # extractors before heads: the reference's state-dict order
@@ -164,10 +167,10 @@ class MMRPhys(nn.Module):
         frames = self.check_input(x)
         weight = next(self.parameters())
         x = x.to(dtype=weight.dtype)
-        if x.shape[2] == frames:
-            # the reference's trainer appends a copy of the last frame
-            x = torch.cat([x, x[:, :, -1:]], dim=2)
-        d = front_end(x)
+        # T frames: the reference's trainer appends a copy of the last frame
+        d = front_end(x, append_last=x.shape[2] == frames)
+        if self.channels_last:
+            d = d.contiguous(memory_format=torch.channels_last_3d)
         attend = self.attention_active(labels)
         targets: dict[str, torch.Tensor | None] = {task: None for task in self.config.tasks}
         if attend and self.needs_labels:

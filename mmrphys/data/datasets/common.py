@@ -52,9 +52,13 @@ def no_recordings(root: Path, dataset: str, expected: str) -> DatasetError:
 
 
 def frame_files(folder: Path, suffix: str, what: str) -> list[Path]:
-    """The `*suffix` files of a frame folder in natural order; the folder must hold some."""
+    """The `*suffix` files of a frame folder in natural order; the folder must hold some.
+    Hidden files (macOS `._` copies, editor backups) are not frames."""
     require_dir(folder, what)
-    files = sorted((p for p in folder.iterdir() if p.suffix.lower() == suffix), key=natural_key)
+    files = sorted(
+        (p for p in folder.iterdir() if p.suffix.lower() == suffix and not p.name.startswith(".")),
+        key=natural_key,
+    )
     if not files:
         raise DatasetError(f"{folder}: {what} folder holds no {suffix} frames")
     return files

@@ -1,0 +1,167 @@
+"""Data-path benchmarks: synthetic generation speed, storage precision (pulse SNR kept by
+uint8 vs float16 shards), and the streaming reader's chunk rate against the rate one
+training worker consumes chunks.
+
+    python benchmarks/bench_data.py [--quick] [--out DIR]
+
+Everything runs side by side in one process on one local Ray cluster, so the ratios
+compare like with like. Results print as Markdown for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mmrphys import signals
+from mmrphys.data.schema import encode_clip, decode_clips
+from mmrphys.data.synthetic import SyntheticConfig, render
+from mmrphys.data.video import crop_resize, smooth_boxes, square_boxes
+from mmrphys.profiles import get_profile
+
+
+def generation_speed(frames: int) -> float:
+    """Frames per second of `render` at 160x120 on one core (one process)."""
+    render(0, 60)  # warm up imports and caches
+    start = time.perf_counter()
+    render(1, frames)
+    return frames / (time.perf_counter() - start)
+
+
+def _pulse_snr_db(traces: np.ndarray, fps: float, hr_bpm: float) -> np.ndarray:
+    """Harmonic SNR (dB) of each row's pulse at the known heart rate (the metrics' SNR)."""
+    rules = get_profile("default").task("bvp")
+    x = traces - traces.mean(axis=-1, keepdims=True)
+    freqs, power = signals.periodogram(x, fps, signals.next_pow2(x.shape[-1]))
+    low, high = rules.snr_band
+    sig, noise = signals.harmonic_powers(freqs, power, hr_bpm, low, high, 0.1)
+    return signals.snr_db(sig, noise)
+
+
+def precision_snr(recordings: int, seconds: float, config: SyntheticConfig, fps: float = 30.0) -> dict:
+    """Pulse SNR of the green channel in the 72x72 crop stored as float32 (reference),
+    float16 and uint8, seen per pixel at 72, 36 and 9 (what each model resolution gets)."""
+    out: dict[str, dict[int, list[float]]] = {d: {72: [], 36: [], 9: []} for d in ("float32", "float16", "uint8")}
+    n = int(seconds * fps)
+    for seed in range(recordings):
+        rec = render(100 + seed, n, fps, config)
+        boxes = smooth_boxes(square_boxes(rec.face_boxes, 1.5), 15)
+        crop = crop_resize(rec.rgb, boxes, 72)[..., 1:2]  # green, (T, 72, 72, 1)
+        for dtype in out:
+            stored = decode_clips([encode_clip(crop, dtype)], [dtype], crop.shape)[0] if dtype != "float32" else crop
+            for res in (72, 36, 9):
+                f = 72 // res
+                small = stored.reshape(n, res, f, res, f).mean(axis=(2, 4))
+                # the centre half of the crop is face; per-pixel traces there
+                c = slice(res // 4, res - res // 4)
+                traces = small[:, c, c].reshape(n, -1).T
+                out[dtype][res].append(float(np.mean(_pulse_snr_db(traces, fps, rec.hr_bpm))))
+    return {d: {r: float(np.mean(v)) for r, v in by_res.items()} for d, by_res in out.items()}
+
+
+def _write_shards(workdir: Path, subjects: int, seconds: float) -> Path:
+    from mmrphys.data.synthetic import generate_dataset
+    from pipelines.ingest import IngestConfig, ingest
+
+    raw, shards = workdir / "raw", workdir / "shards"
+    generate_dataset(raw, subjects=subjects, seconds=seconds, seed=0)
+    ingest("synthetic", raw, shards, config=IngestConfig(split=(1.0, 0.0, 0.0)), progress=False)
+    return shards
+
+
+def streaming_rate(shards: Path, resolution: int, modality: str, epochs: int) -> float:
+    """Chunks per second `load_split` delivers through `iter_torch_batches(batch_size=4)`,
+    after a first warm-up epoch."""
+    from pipelines.data import load_split
+
+    ds = load_split(shards, "train", resolution=resolution, modality=modality, tasks=("bvp", "rsp"))
+    for _ in ds.iter_torch_batches(batch_size=4):
+        pass
+    start = time.perf_counter()
+    count = 0
+    for _ in range(epochs):
+        for batch in ds.iter_torch_batches(batch_size=4):
+            count += len(batch["bvp"])
+    return count / (time.perf_counter() - start)
+
+
+def training_rate(resolution: int, modality: str, steps: int) -> tuple[float, str]:
+    """Chunks per second one training worker consumes: forward, backward and an Adam step
+    of MMRPhys on a batch of 4 x 180 frames (TSFM, both tasks), one thread per core."""
+    import torch
+
+    from mmrphys.config import ModelConfig
+    from mmrphys.losses import multitask_loss
+    from mmrphys.model import MMRPhys
+
+    config = ModelConfig(resolution=resolution, modality=modality)
+    model = MMRPhys(config)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.randn(4, config.in_channels, 181, resolution, resolution)
+    labels = {t: torch.randn(4, 180) for t in config.tasks}
+
+    def step() -> None:
+        optimiser.zero_grad()
+        loss, _ = multitask_loss(model(x, labels=labels), labels)
+        loss.backward()
+        optimiser.step()
+
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return 4 * steps / (time.perf_counter() - start), f"MMRPhys {resolution}x{resolution} {modality} TSFM train step"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller data, fewer repeats")
+    parser.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one)")
+    args = parser.parse_args()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f} at start")
+    fps_gen = generation_speed(300 if args.quick else 900)
+    print(f"\nsynthetic generation at 160x120, one process: {fps_gen:.0f} frames/s")
+
+    print("\npulse SNR (dB, green, per pixel, mean over face pixels and recordings):")
+    cases = {
+        "synthetic default (160x120 camera, noise 1.5-3 levels)": SyntheticConfig(),
+        "low-noise camera (noise 0.5-1 levels)": SyntheticConfig(sensor_noise=(0.5, 1.0)),
+    }
+    n_rec, secs = (2, 20.0) if args.quick else (6, 30.0)
+    for name, config in cases.items():
+        snr = precision_snr(n_rec, secs, config)
+        print(f"\n{name}\n\n| stored as | 72x72 | 36x36 | 9x9 |\n|---|---|---|---|")
+        for dtype, by_res in snr.items():
+            loss = "" if dtype == "float32" else " (" + ", ".join(
+                f"{by_res[r] - snr['float32'][r]:+.2f}" for r in (72, 36, 9)) + " vs float32)"
+            print(f"| {dtype} | {by_res[72]:.2f} | {by_res[36]:.2f} | {by_res[9]:.2f} |{loss}")
+
+    import ray
+
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+             object_store_memory=1024**3)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.out or Path(tmp)
+        subjects, seconds = (3, 36.0) if args.quick else (6, 36.0)
+        start = time.perf_counter()
+        shards = _write_shards(workdir, subjects, seconds)
+        print(f"\ningest of {subjects} x {seconds:.0f} s recordings: {time.perf_counter() - start:.1f} s")
+        print("\n| resolution, modality | streaming chunks/s | training chunks/s (one worker) | ratio |\n|---|---|---|---|")
+        for resolution, modality in ((9, "rgbt"), (36, "rgbt"), (72, "rgbt")):
+            stream = streaming_rate(shards, resolution, modality, 1 if args.quick else 3)
+            train, what = training_rate(resolution, modality, 2 if args.quick else 5)
+            print(f"| {resolution}, {modality} | {stream:.1f} | {train:.1f} ({what}) | {stream / train:.1f}x |")
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

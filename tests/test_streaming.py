@@ -1,0 +1,151 @@
+"""The streaming reader on real shards from a real ingest: tensor shapes for every
+resolution and modality, area resampling, label z-scoring, ids, and DataError cases."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from mmrphys.data.synthetic import SyntheticConfig, generate_dataset
+from pipelines.data import DataError, DecodeChunks, check_split, load_split, read_manifest
+from pipelines.ingest import IngestConfig, ingest
+
+T = 40
+
+
+@pytest.fixture(scope="module")
+def shards(ray_cluster, tmp_path_factory):
+    """Three synthetic subjects (train/val/test), plus one RGB-only, BVP-only recording."""
+    root = tmp_path_factory.mktemp("raw")
+    generate_dataset(root, subjects=3, seconds=3.0, seed=4, config=SyntheticConfig(width=64, height=48))
+    plain = shutil.copytree(root / "S03_1", root / "S09_1")
+    (plain / "thermal.npy").unlink()
+    labels = np.loadtxt(plain / "labels.csv", delimiter=",", skiprows=1)
+    np.savetxt(plain / "labels.csv", labels[:, :2], delimiter=",", header="time,bvp", comments="")
+    (plain / "meta.json").write_text(json.dumps({**json.loads((plain / "meta.json").read_text()), "subject": "S09"}))
+    out = tmp_path_factory.mktemp("shards")
+    config = IngestConfig(chunk_frames=T, split=(0.5, 0.25, 0.25), seed=3)
+    manifest = ingest("synthetic", root, out, config=config, progress=False)
+    return out, manifest
+
+
+def _split_with(manifest, subject):
+    return next(name for name, subjects in manifest["splits"].items() if subject in subjects)
+
+
+def _numpy_batch(path, n=2):
+    """The first rows of a shard as the numpy batch Ray Data hands the decode map."""
+    rows = pq.read_table(path).slice(0, n)
+    return {name: rows.column(name).to_numpy(zero_copy_only=False) for name in rows.column_names}
+
+
+@pytest.mark.parametrize("resolution", [72, 36, 9])
+@pytest.mark.parametrize("modality, channels", [("rgb", 3), ("thermal", 1), ("rgbt", 4)])
+def test_decode_map_gives_the_model_input_shape(shards, resolution, modality, channels):
+    out, manifest = shards
+    (rec,) = [r for r in manifest["recordings"] if r["subject"] == "S01"]
+    batch = DecodeChunks(resolution, modality, ("bvp", "rsp"), with_ids=False)(_numpy_batch(out / rec["shard"]))
+    assert set(batch) == {"video", "bvp", "rsp"}
+    assert batch["video"].shape == (2, channels, T, resolution, resolution) and batch["video"].dtype == np.float32
+    assert batch["bvp"].shape == batch["rsp"].shape == (2, T) and batch["bvp"].dtype == np.float32
+
+
+def test_ray_stream_yields_torch_batches(shards):
+    out, manifest = shards
+    ds = load_split(out, _split_with(manifest, "S01"), resolution=36, modality="rgbt", tasks=("bvp", "rsp"))
+    batch = next(iter(ds.iter_torch_batches(batch_size=2)))
+    assert set(batch) == {"video", "bvp", "rsp"}
+    assert batch["video"].shape == (2, 4, T, 36, 36) and batch["video"].dtype == torch.float32
+    assert batch["bvp"].shape == batch["rsp"].shape == (2, T)
+
+
+def test_values_are_area_resampled_channels_rgb_then_thermal_and_labels_standardised(shards):
+    out, manifest = shards
+    (rec,) = [r for r in manifest["recordings"] if r["subject"] == "S01"]
+    row = pq.read_table(out / rec["shard"]).slice(0, 1).to_pylist()[0]
+    rgb = np.frombuffer(row["rgb"], np.uint8).reshape(T, 72, 72, 3).astype(np.float32)
+    thermal = np.frombuffer(row["thermal"], np.float16).reshape(T, 72, 72).astype(np.float32)
+    batch = DecodeChunks(9, "rgbt", ("bvp",), with_ids=True)(_numpy_batch(out / rec["shard"]))
+    i = list(zip(batch["recording_id"], batch["chunk_index"])).index((rec["recording_id"], 0))
+    video = batch["video"][i]
+    expected_rgb = np.stack([cv2.resize(f, (9, 9), interpolation=cv2.INTER_AREA) for f in rgb])
+    expected_thermal = np.stack([cv2.resize(f, (9, 9), interpolation=cv2.INTER_AREA) for f in thermal])
+    assert np.allclose(video[:3], expected_rgb.transpose(3, 0, 1, 2), atol=1e-3)
+    assert np.allclose(video[3], expected_thermal, atol=1e-3)
+    bvp = np.asarray(row["bvp"], np.float64)
+    assert np.allclose(batch["bvp"][i], (bvp - bvp.mean()) / bvp.std(ddof=1), atol=1e-5)
+    assert batch["fps"][i] == 30.0 and batch["chunk_index"].dtype == np.int64
+
+
+def test_with_ids_yields_every_chunk_once_in_a_recoverable_order(shards):
+    out, manifest = shards
+    split = _split_with(manifest, "S02")
+    ds = load_split(out, split, resolution=9, modality="rgb", tasks=("bvp",), with_ids=True)
+    ids = [(r, c) for b in ds.iter_batches(batch_format="numpy") for r, c in zip(b["recording_id"], b["chunk_index"])]
+    expected = sum(r["chunks"] for r in manifest["recordings"] if r["subject"] in manifest["splits"][split])
+    assert len(ids) == len(set(ids)) == expected
+
+
+def test_check_split_names_what_is_missing(shards, tmp_path):
+    out, manifest = shards
+    plain_split = _split_with(manifest, "S09")
+    with pytest.raises(DataError, match="task 'rsp' needs RSP labels.*synthetic/S09/1"):
+        check_split(out, plain_split, modality="rgb", tasks=("bvp", "rsp"))
+    with pytest.raises(DataError, match="modality 'thermal' needs thermal frames.*synthetic/S09/1"):
+        check_split(out, plain_split, modality="thermal", tasks=("bvp",))
+    assert check_split(out, plain_split, modality="rgb", tasks=("bvp",))
+    with pytest.raises(DataError, match="unknown split 'training'"):
+        check_split(out, "training", modality="rgb", tasks=("bvp",))
+    with pytest.raises(DataError, match="split by fractions, not folds"):
+        check_split(out, "train", modality="rgb", tasks=("bvp",), fold=0)
+    with pytest.raises(DataError, match="manifest.json: no manifest"):
+        read_manifest(tmp_path)
+    with pytest.raises(DataError, match="resolution 10 must divide the stored frame size 72"):
+        load_split(out, "train", resolution=10, modality="rgb", tasks=("bvp",))
+
+
+def test_empty_split_is_an_error(shards, tmp_path):
+    out, _ = shards
+    copy = shutil.copytree(out, tmp_path / "copy")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["splits"]["val"] = ["nobody"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="split 'val' is empty"):
+        check_split(copy, "val", modality="rgb", tasks=("bvp",))
+
+
+def test_corrupt_and_mismatched_shards_are_named(shards, tmp_path):
+    out, manifest = shards
+    split = _split_with(manifest, "S01")
+    (rec,) = [r for r in manifest["recordings"] if r["subject"] == "S01"]
+    copy = shutil.copytree(out, tmp_path / "copy")
+    shard = copy / rec["shard"]
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=f"{shard.name}: corrupt or unreadable Parquet shard"):
+        check_split(copy, split, modality="rgb", tasks=("bvp",))
+
+    table = pq.read_table(out / rec["shard"])
+    pq.write_table(table.replace_schema_metadata({b"mmrphys.schema_version": b"0"}), shard)
+    with pytest.raises(DataError, match=f"{shard.name}: shard schema version 0, this code reads version 1"):
+        check_split(copy, split, modality="rgb", tasks=("bvp",))
+
+    pq.write_table(table.drop_columns(["hr_bpm"]).replace_schema_metadata(table.schema.metadata), shard)
+    with pytest.raises(DataError, match=f"{shard.name}: shard lacks column 'hr_bpm'"):
+        check_split(copy, split, modality="rgb", tasks=("bvp",))
+
+    bad = table.set_column(table.schema.get_field_index("fps"), "fps", pa.array(["x"] * len(table)))
+    pq.write_table(bad.replace_schema_metadata(table.schema.metadata), shard)
+    with pytest.raises(DataError, match="column 'fps' is string, expected double"):
+        check_split(copy, split, modality="rgb", tasks=("bvp",))
+
+    shard.unlink()
+    with pytest.raises(DataError, match="shard listed in the manifest is missing"):
+        check_split(copy, split, modality="rgb", tasks=("bvp",))
