@@ -123,7 +123,7 @@ def check_search(base: ExperimentConfig, search: SearchConfig) -> tuple[dict[str
     checked: dict[tuple, None] = {}
 
     def check_trial_data(config: ExperimentConfig) -> None:
-        key = (config.model.modality, config.model.tasks)
+        key = (config.data, config.model.modality, config.model.tasks)
         if key not in checked:
             try:
                 check_data(config)
