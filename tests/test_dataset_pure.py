@@ -91,7 +91,7 @@ def test_corrupt_frame_is_rejected(tmp_path: Path) -> None:
     write_pure(tmp_path, frames=6)
     frame = sorted((tmp_path / "01-01" / "01-01").iterdir())[2]
     frame.write_bytes(frame.read_bytes()[:20])
-    with pytest.raises(DatasetError, match=rf"{frame.name}: unreadable or corrupt image"):
+    with pytest.raises(DatasetError, match=rf"{frame.name}: unreadable image frame"):
         next(read(tmp_path)).load_rgb()
 
 

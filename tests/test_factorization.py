@@ -184,15 +184,18 @@ def test_rbf_bank_matches_the_reference_sizes_and_kernel():
     torch.testing.assert_close(bank[:, -1], torch.ones(180, dtype=D64))
 
 
-def test_harmonic_dictionary_holds_target_and_quadrature():
+def test_harmonic_dictionary_holds_target_and_half_waves_of_its_quadrature_pair():
     t = torch.arange(64, dtype=D64)
     y = torch.sin(2 * math.pi * 4 * t / 64).unsqueeze(0)
     torch.testing.assert_close(analytic_signal(y).imag, -torch.cos(2 * math.pi * 4 * t / 64).unsqueeze(0))
     e = target_dictionary(y, "target_harmonics", 2)
-    assert e.shape == (1, 64, 4)
-    assert e.min() >= 1 and e.max() <= 2
-    torch.testing.assert_close(e[..., 0], target_dictionary(y, "target", 1)[..., 0])
-    torch.testing.assert_close(e[0, :, 2], 1.5 + 0.5 * torch.cos(2 * math.pi * 8 * t / 64 - math.pi))
+    assert e.shape == (1, 64, 9)
+    assert e.min() >= 0 and e[..., 1:].amax(dim=1).min() == pytest.approx(1.0)
+    torch.testing.assert_close(e[..., :1], target_dictionary(y, "target", 1))
+    torch.testing.assert_close(e[0, :, 1], torch.relu(y[0]))  # a cos(phi) = y, positive half
+    torch.testing.assert_close(e[0, :, 2], torch.relu(-y[0]))
+    torch.testing.assert_close(e[0, :, 3], torch.relu(-torch.cos(2 * math.pi * 4 * t / 64)))  # quadrature
+    torch.testing.assert_close(e[0, :, 5], torch.relu(torch.cos(2 * math.pi * 8 * t / 64 - math.pi)))  # 2nd harmonic
 
 
 def reconstruct(options, steps, rank, seed=0):

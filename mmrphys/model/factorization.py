@@ -10,8 +10,8 @@ autocast) and replaces NaN/inf after every update, exactly as the reference does
 Options that make steps and rank matter (off by default; see docs/model.md):
 - `layout="time_aligned"`: matrix row t holds frame t instead of the reference's raw
   memory reshape of (C, T, h, w) into (T, C*h*w).
-- `constraint="target_harmonics"`: the TSFM dictionary holds the target, its quadrature
-  (Hilbert transform) and higher harmonics of its analytic phase, not one column.
+- `constraint="target_harmonics"`: the TSFM dictionary holds the target, plus half-wave
+  parts of its quadrature pair (Hilbert transform) and of higher harmonics of its phase.
 - `constraint="rbf"`: the reference's label-free Gaussian (RBF) bank.
 - `bases_init="seeded"`: distinct initial bases drawn from a seeded generator.
 
@@ -95,21 +95,29 @@ def analytic_signal(y: torch.Tensor) -> torch.Tensor:
 
 
 def target_dictionary(y: torch.Tensor, constraint: Constraint, harmonics: int) -> torch.Tensor:
-    """The (B, D, K) constraint dictionary built from targets y (B, D), columns in [1, 2].
+    """The (B, D, K) constraint dictionary built from targets y (B, D), non-negative columns.
 
-    `target`: K = 1, the target itself (the reference's Label mode).
-    `target_harmonics`: K = 2 * harmonics: a cos(k phi) and a sin(k phi) for k = 1..harmonics,
-    with a and phi the amplitude and phase of the analytic signal of the centred target
-    (k = 1 gives the target and its quadrature).
+    `target`: K = 1, the target min-max rescaled to [1, 2] (the reference's Label mode).
+    `target_harmonics`: K = 1 + 4 * harmonics: that column, then for k = 1..harmonics the
+    positive and negative half-waves of a cos(k phi) and a sin(k phi), each scaled to a
+    maximum of 1, with a and phi the amplitude and phase of the analytic signal of the
+    centred target (k = 1: the target and its quadrature). Half-waves keep the columns
+    non-negative yet distinct (phase-localised), so NMF weights on them can differ; the
+    plain [1, 2]-rescaled waves share a large offset and make rank nearly irrelevant.
     """
+    column = rescale_columns(y.unsqueeze(-1))
     if constraint == "target":
-        return rescale_columns(y.unsqueeze(-1))
+        return column
     z = analytic_signal(y - y.mean(dim=-1, keepdim=True))
     amplitude, phase = z.abs(), z.angle()
-    columns = []
+    waves = []
     for k in range(1, harmonics + 1):
-        columns += [amplitude * torch.cos(k * phase), amplitude * torch.sin(k * phase)]
-    return rescale_columns(torch.stack(columns, dim=-1))
+        for wave in (amplitude * torch.cos(k * phase), amplitude * torch.sin(k * phase)):
+            waves += [torch.relu(wave), torch.relu(-wave)]
+    parts = torch.stack(waves, dim=-1)
+    peak = parts.amax(dim=1, keepdim=True)
+    parts = parts / torch.where(peak > 0, peak, torch.ones_like(peak))
+    return torch.cat([column, parts], dim=-1)
 
 
 def rbf_dictionary(d: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
