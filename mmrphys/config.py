@@ -444,6 +444,6 @@ def reported_metric_names(tasks: tuple[str, ...]) -> set[str]:
     rate = {"bvp": "hr", "rsp": "rr"}
     for task in tasks:
         names |= {f"train_{task}_loss", f"val_{task}_loss"}
-        names |= {f"val_{rate[task]}_{m}" for m in ("mae", "rmse", "pearson", "snr")}
+        names |= {f"val_{rate[task]}_{m}" for m in ("mae", "rmse", "mape", "pearson", "snr", "macc")}
     names.add("val_rate_mae")
     return names

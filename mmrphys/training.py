@@ -24,6 +24,8 @@ from mmrphys.losses import multitask_loss
 
 #: the rate each task's waveform gives, as named in reported metrics
 RATE_OF_TASK = {"bvp": "hr", "rsp": "rr"}
+#: summary metrics reported per task (their standard errors stay in the report)
+HEADLINE_METRICS = ("MAE", "RMSE", "MAPE", "Pearson", "SNR", "MACC")
 
 
 def build_optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
@@ -195,24 +197,33 @@ def recording_signals(out: ValidationOutput) -> tuple[dict[str, dict[str, np.nda
     return predictions, labels, fps
 
 
-def evaluate_output(out: ValidationOutput, evaluation: EvalConfig, tasks: tuple[str, ...]):
-    """Per-recording rates and summary metrics of validation output (an `Evaluation`)."""
+def evaluate_signals(predictions: Mapping[str, Mapping[str, np.ndarray]], labels: Mapping[str, Mapping[str, np.ndarray]],
+                     fps: Mapping[str, float], evaluation: EvalConfig, tasks: tuple[str, ...]):
+    """Per-recording rates and summary metrics (an `Evaluation`) under the eval config."""
     from mmrphys.metrics import evaluate_recordings
 
-    predictions, labels, fps = recording_signals(out)
     return evaluate_recordings(
         predictions, labels, fps, tasks=tasks, window_seconds=evaluation.window_seconds,
         profile=evaluation.profile, method=evaluation.method,
     )
 
 
+def evaluate_output(out: ValidationOutput, evaluation: EvalConfig, tasks: tuple[str, ...]):
+    """The `Evaluation` of per-chunk output, chunks joined per recording."""
+    return evaluate_signals(*recording_signals(out), evaluation, tasks)
+
+
 def summary_metrics(evaluation: Any, tasks: tuple[str, ...], prefix: str = "val") -> dict[str, float]:
-    """Flat metric names from an Evaluation: `val_hr_mae`, `val_rr_rmse`, ... and `val_rate_mae`."""
+    """Flat metric names from an Evaluation: `val_hr_mae`, `val_rr_rmse`, ... and `val_rate_mae`.
+
+    NaN stays NaN (e.g. no valid window); metrics the profile does not define are left out.
+    """
     metrics: dict[str, float] = {}
     for task in tasks:
-        for key, value in evaluation.summary[task].items():
-            if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
-                metrics[f"{prefix}_{RATE_OF_TASK[task]}_{key.lower()}"] = float(value)
+        summary = evaluation.summary[task]
+        for key in HEADLINE_METRICS:
+            if summary.get(key) is not None:
+                metrics[f"{prefix}_{RATE_OF_TASK[task]}_{key.lower()}"] = float(summary[key])
     metrics[f"{prefix}_rate_mae"] = sum(metrics[f"{prefix}_{RATE_OF_TASK[t]}_mae"] for t in tasks)
     return metrics
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mmrphys.config import EvalConfig, ModelConfig
-from mmrphys.training import ValidationOutput, evaluate_output, recording_signals, summary_metrics
+from mmrphys.training import ValidationOutput, evaluate_signals, recording_signals, summary_metrics
 
 #: columns every evaluation row keeps besides the per-task predictions and labels
 ID_COLUMNS = ("recording_id", "chunk_index", "fps")
@@ -121,8 +121,8 @@ def evaluate(
     model, config = resolve_model(str(model_ref), tracking_uri=tracking_uri)
     output = predict_split(model, config, shards, split, batch_size=evaluation.batch_size,
                            fold=fold, concurrency=concurrency)
-    result = evaluate_output(output, evaluation, config.tasks)
     predictions, labels, fps = recording_signals(output)
+    result = evaluate_signals(predictions, labels, fps, evaluation, config.tasks)
     out_dir = Path(out_dir)
     waveforms = {task: {rid: (predictions[task][rid], labels[task][rid]) for rid in predictions[task]}
                  for task in config.tasks}

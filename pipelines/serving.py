@@ -53,11 +53,26 @@ def predict_waveforms(model, clips: np.ndarray, batch_size: int = 8) -> dict[str
 
 
 def clip_rates(waveforms: dict[str, np.ndarray], fps: float, profile: str = "default") -> dict[str, np.ndarray]:
-    """Per-clip HR / RR (per minute) from (B, T) waveforms, with the evaluation profile's rules."""
-    from mmrphys.metrics import waveform_rates
+    """Per-clip HR / RR (per minute) from (B, T) waveforms, by the evaluation profile's rules.
 
-    return {RATE_OUTPUTS[task]: waveform_rates(values, fps, task, profile=profile)
-            for task, values in waveforms.items()}
+    NaN for a clip too short for the task's band (e.g. RR from a 6 s clip) or constant.
+    """
+    from mmrphys.metrics import SignalError, WindowTooShortError, window_rates
+
+    rates = {}
+    for task, values in waveforms.items():
+        values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+        out = np.full(len(values), np.nan)
+        for i, row in enumerate(values):
+            try:
+                # scored against itself: only the prediction's own rate is read
+                out[i] = window_rates(row, row, fps, task, profile=profile).rate_pred
+            except WindowTooShortError:
+                break
+            except SignalError:
+                continue
+        rates[RATE_OUTPUTS[task]] = out
+    return rates
 
 
 class MMRPhysPyfunc(mlflow.pyfunc.PythonModel):
@@ -69,7 +84,8 @@ class MMRPhysPyfunc(mlflow.pyfunc.PythonModel):
         self.model, self.config = load_model(Path(context.artifacts["weights"]).parent)
         self.model.eval()
 
-    def predict(self, context, model_input: Any, params: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+    # model_input has no type hint on purpose: MLflow would derive a second schema from it
+    def predict(self, context, model_input, params: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
         """model_input: float32 clips (B, C, T or T+1, H, W); params: {"fps": frame rate}."""
         if isinstance(model_input, dict):
             model_input = model_input["video"]

@@ -46,8 +46,11 @@ from mmrphys.training import (
 )
 
 MLFLOW_RUN_FILE = "mlflow_run.json"
+HISTORY_FILE = "history.jsonl"
 BEST_MODEL_DIR = "best_model"
 VAL_REPORT_DIR = "val_report"
+#: validation splits up to this size (decoded float32) are kept in rank 0's memory
+VAL_CACHE_BYTES = 512 * 1024**2
 
 
 class TrainingError(RuntimeError):
@@ -63,6 +66,7 @@ class TrainResult:
     model_dir: Path
     best_metrics: dict[str, Any]
     last_metrics: dict[str, Any]
+    history: list[dict[str, Any]]
     tracking_uri: str | None = None
     mlflow_run_id: str | None = None
     model_uri: str | None = None
@@ -85,6 +89,7 @@ def check_data(config: ExperimentConfig) -> None:
                         tasks=config.model.tasks, fold=config.data.fold)
         except DataError as err:
             raise TrainingError(str(err)) from None
+    steps_per_epoch(config)
 
 
 def check_init_from(config: ExperimentConfig) -> None:
@@ -173,6 +178,7 @@ def _all_reduce_sum(values: list[float]) -> list[float]:
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """One Ray Train worker: restore, then train / validate / checkpoint each epoch."""
+    import ray.data
     import ray.train
     import ray.train.torch
 
@@ -206,8 +212,11 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
         logger = RunLogger(loop_config["tracking_uri"], loop_config["mlflow_run_id"])
 
+    # per-epoch progress lines replace Ray Data's progress bars, which interleave badly
+    ray.data.DataContext.get_current().enable_progress_bars = False
     train_shard = ray.train.get_dataset_shard("train")
-    val_shard = ray.train.get_dataset_shard("val") if rank == 0 else None
+    val_batches = _validation_batches(ray.train.get_dataset_shard("val"), config, loop_config["val_rows"]) \
+        if rank == 0 else None
     metric, mode = config.train.checkpoint_metric, config.train.checkpoint_mode
     for epoch in range(start_epoch, config.train.epochs):
         started = time.perf_counter()
@@ -219,6 +228,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         )
         stats = train_epoch(model, batches, optimizer, scheduler, tasks=tasks, weights=weights,
                             train=config.train, device=device)
+        train_seconds = time.perf_counter() - started
         sums = _all_reduce_sum([stats.loss * stats.samples, float(stats.samples)]
                                + [stats.task_losses[t] * stats.samples for t in tasks])
         metrics: dict[str, Any] = {"epoch": epoch, "started_at_epoch": start_epoch}
@@ -227,12 +237,11 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             metrics["train_loss"] = sums[0] / samples
             metrics.update({f"train_{t}_loss": s / samples for t, s in zip(tasks, sums[2:])})
             metrics["lr"] = optimizer.param_groups[0]["lr"]
+            metrics["train_seconds"] = train_seconds
+            metrics["train_chunks_per_second"] = sums[1] / train_seconds
             # the whole val split on rank 0: an even split across workers would drop rows
-            output = predict_chunks(
-                bare_model,
-                val_shard.iter_batches(batch_size=config.eval.batch_size, batch_format="numpy"),
-                tasks=tasks, weights=weights, train=config.train, device=device,
-            )
+            output = predict_chunks(bare_model, val_batches(), tasks=tasks, weights=weights,
+                                    train=config.train, device=device)
             metrics.update(_validation_metrics(output, config))
             metrics["epoch_seconds"] = time.perf_counter() - started
             score = metrics[metric]
@@ -240,6 +249,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                 best = score
             metrics[f"best_{metric}"] = best
             print(_progress_line(epoch, config.train.epochs, metrics), flush=True)
+            with open(loop_config["history_file"], "a") as history:
+                history.write(json.dumps(metrics) + "\n")
             if logger is not None:
                 logger.log_metrics({k: v for k, v in metrics.items() if k not in ("epoch", "started_at_epoch")},
                                    step=epoch)
@@ -257,6 +268,29 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         else:
             ray.train.report(metrics, checkpoint=None)
         _maybe_fail(loop_config.get("failure_marker"), config, epoch, rank, world)
+
+
+def _validation_batches(shard, config: ExperimentConfig, rows: int):
+    """A callable giving the val batches; small splits are decoded once and kept in memory.
+
+    Re-streaming a small split every epoch costs more in Ray Data start-up than the
+    inference itself; a large one streams so memory stays bounded.
+    """
+    def stream():
+        return shard.iter_batches(batch_size=config.eval.batch_size, batch_format="numpy")
+
+    m = config.model
+    size = rows * m.in_channels * m.frames * m.resolution**2 * 4
+    if size > VAL_CACHE_BYTES:
+        return stream
+    cached: list = []
+
+    def cached_batches():
+        if not cached:
+            cached.extend(stream())
+        return cached
+
+    return cached_batches
 
 
 def _validation_metrics(output: ValidationOutput, config: ExperimentConfig) -> dict[str, float]:
@@ -318,6 +352,9 @@ def build_trainer(
     loop_config = {
         "experiment": config.to_dict(),
         "steps_per_epoch": steps_per_epoch(config),
+        "val_rows": split_rows(config.data.shards, config.data.val_split, fold=config.data.fold),
+        # storage is shared by all workers (Ray needs that for checkpoints), so rank 0 can append here
+        "history_file": str(storage / name / HISTORY_FILE),
         "tracking_uri": tracking_uri,
         "mlflow_run_id": mlflow_run_id,
         "failure_marker": str(storage / name / f".worker_failure_drill_epoch{config.train.simulate_worker_failure}")
@@ -350,6 +387,14 @@ def default_run_name(config: ExperimentConfig) -> str:
     """A readable, unique run name: variant and a timestamp."""
     m = config.model
     return f"mmrphys-{m.modality}-{m.resolution}-{m.attention}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every epoch's reported metrics, in order (a resumed epoch appears again)."""
+    path = Path(run_dir) / HISTORY_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def load_run_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
@@ -421,6 +466,7 @@ def train(
     shutil.copytree(best_path, model_dir, ignore=shutil.ignore_patterns("training_state.pt"))
     outcome = TrainResult(run_dir=run_dir, best_checkpoint=best_path, model_dir=model_dir,
                           best_metrics=best_metrics, last_metrics=dict(result.metrics or {}),
+                          history=read_history(run_dir),
                           tracking_uri=uri)
     if logger is not None:
         _log_outcome(config, outcome, logger)

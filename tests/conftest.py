@@ -48,3 +48,19 @@ def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
     return uri
+
+
+@pytest.fixture(scope="session")
+def train_shards(ray_cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny ingested synthetic RGB+thermal shards for the training tests (train_fixtures.py)."""
+    from train_fixtures import make_shards
+
+    return make_shards(tmp_path_factory.mktemp("train-shards"))
+
+
+@pytest.fixture(scope="session")
+def trained_run(train_shards: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One real 2-worker training run, logged and registered in its own MLflow store."""
+    from train_fixtures import train_tiny
+
+    return train_tiny(train_shards, tmp_path_factory.mktemp("trained"))

@@ -17,7 +17,7 @@ from mmrphys.checkpoints import (
     save_model,
     save_training_state,
 )
-from mmrphys.config import ConfigError, ExperimentConfig, ModelConfig, TrainConfig
+from mmrphys.config import ConfigError, ExperimentConfig, ModelConfig, TrainConfig, reported_metric_names
 from mmrphys.model import MMRPhys
 from mmrphys.training import (
     build_optimizer,
@@ -172,11 +172,17 @@ def test_task_weights_scale_the_loss():
 
 
 def test_summary_metrics_are_named_for_what_they_are():
-    class Fake:
-        summary = {"bvp": {"MAE": 1.5, "RMSE": 2.0, "Pearson": 0.9, "note": "text"},
-                   "rsp": {"MAE": 0.5, "RMSE": 1.0, "Pearson": 0.8}}
+    from mmrphys.metrics import evaluate_recordings
 
-    metrics = summary_metrics(Fake(), ("bvp", "rsp"))
-    assert metrics["val_hr_mae"] == 1.5 and metrics["val_rr_rmse"] == 1.0
-    assert metrics["val_rate_mae"] == 2.0
-    assert "val_hr_note" not in metrics
+    fs, t = 30.0, np.arange(900) / 30.0
+    labels = {"bvp": {"r1": np.sin(2 * np.pi * 1.2 * t), "r2": np.sin(2 * np.pi * 1.5 * t)},
+              "rsp": {"r1": np.sin(2 * np.pi * 0.25 * t), "r2": np.sin(2 * np.pi * 0.3 * t)}}
+    predictions = {"bvp": {"r1": np.sin(2 * np.pi * 1.3 * t), "r2": np.sin(2 * np.pi * 1.5 * t)},
+                   "rsp": labels["rsp"]}
+    evaluation = evaluate_recordings(predictions, labels, fs)
+    metrics = summary_metrics(evaluation, ("bvp", "rsp"))
+    assert metrics["val_hr_mae"] == pytest.approx(3.0, abs=1.0)  # 78 vs 72 bpm on one of two recordings
+    assert metrics["val_rr_mae"] == pytest.approx(0.0, abs=0.5)
+    assert metrics["val_rate_mae"] == metrics["val_hr_mae"] + metrics["val_rr_mae"]
+    assert {"val_hr_rmse", "val_hr_pearson", "val_hr_snr", "val_rr_mae"} <= set(metrics)
+    assert set(metrics) <= reported_metric_names(("bvp", "rsp"))
