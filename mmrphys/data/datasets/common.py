@@ -121,9 +121,14 @@ def labels_at_frames(
         raise DatasetError(f"{source}: label timestamps do not increase at sample {at}")
     period = float(np.median(np.diff(frame_times))) if len(frame_times) > 1 else 0.0
     if times.size < 2 or times[0] > frame_times[0] + period or times[-1] < frame_times[-1] - period:
-        covered = f"{times[0]:.2f}-{times[-1]:.2f} s" if times.size else "nothing"
+        covered = f"{_seconds(times[0])}-{_seconds(times[-1])} s" if times.size else "nothing"
         raise DatasetError(
             f"{source}: labels cover {covered} but the {len(frame_times)} video frames span "
-            f"{frame_times[0]:.2f}-{frame_times[-1]:.2f} s; the label file is short"
+            f"{_seconds(frame_times[0])}-{_seconds(frame_times[-1])} s; the label file is short"
         )
     return {name: np.interp(frame_times, times, values) for name, values in checked.items()}
+
+
+def _seconds(value: float) -> str:
+    """A time for a message, to 10 ms (a jittered -0.001 s reads 0.00, not -0.00)."""
+    return f"{round(float(value), 2) + 0.0:.2f}"
