@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Iterable
 
+import cv2
 import numpy as np
 
 from mmrphys.data.chunking import standardise
@@ -111,13 +112,22 @@ def check_split(
     return files
 
 
-def _area_downsample(clips: np.ndarray, factor: int) -> np.ndarray:
-    """Mean over factor x factor pixel blocks of (n, T, H, W, C): exact area resampling
-    for an integer factor."""
-    if factor == 1:
-        return clips
+def area_resize(clips: np.ndarray, size: int) -> np.ndarray:
+    """Float32 (n, T, size, size, C) from stored clips (n, T, H, W, C) of any dtype, by
+    area interpolation (exact block means when size divides H).
+
+    OpenCV's INTER_AREA frame by frame is about ten times faster here than a NumPy
+    block-mean reshape, and gives the same values.
+    """
     n, t, h, w, c = clips.shape
-    return clips.reshape(n, t, h // factor, factor, w // factor, factor, c).mean(axis=(3, 5), dtype=np.float32)
+    if size == h == w:
+        return clips.astype(np.float32)
+    frames = clips.reshape(n * t, h, w, c)
+    out = np.empty((n * t, size, size, c), np.float32)
+    for i, frame in enumerate(frames):
+        resized = cv2.resize(frame.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
+        out[i] = resized.reshape(size, size, c)
+    return out.reshape(n, t, size, size, c)
 
 
 class DecodeChunks:
@@ -130,14 +140,13 @@ class DecodeChunks:
         frames, size = int(batch["frames"][0]), int(batch["size"][0])
         if np.any(batch["frames"] != frames) or np.any(batch["size"] != size):
             raise DataError("a batch mixes chunk lengths or sizes; ingest every shard with the same settings")
-        factor = size // self.resolution
         channels = []
         if self.modality in ("rgb", "rgbt"):
             rgb = decode_clips(batch["rgb"], batch["rgb_dtype"], (frames, size, size, 3))
-            channels.append(_area_downsample(rgb, factor))
+            channels.append(area_resize(rgb, self.resolution))
         if self.modality in ("thermal", "rgbt"):
             thermal = decode_clips(batch["thermal"], batch["thermal_dtype"], (frames, size, size, 1))
-            channels.append(_area_downsample(thermal, factor))
+            channels.append(area_resize(thermal, self.resolution))
         video = np.concatenate(channels, axis=-1) if len(channels) > 1 else channels[0]
         out = {"video": np.ascontiguousarray(video.transpose(0, 4, 1, 2, 3))}
         for task in self.tasks:

@@ -339,11 +339,13 @@ def ingest(
     config: IngestConfig | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    concurrency: int | None = None,
 ) -> dict:
     """Ingest dataset `dataset` under `root` into shards and a manifest under `out`.
 
-    `config` gives every setting (its chunk_frames wins over the argument). Returns the
-    manifest. Raises DatasetError when the dataset has no recordings or every recording is
+    `config` gives every setting (its chunk_frames wins over the argument).
+    `concurrency` caps the recordings decoded at once (each holds its whole video in
+    memory); by default Ray Data runs one per free CPU. Returns the manifest. Raises DatasetError when the dataset has no recordings or every recording is
     rejected (the manifest with the validation report is written first).
     """
     import ray.data
@@ -376,7 +378,9 @@ def ingest(
               f"{len(entries)} already done, {len(todo)} to process")
     if todo:
         results = ray.data.from_items(todo, override_num_blocks=len(todo)).map(
-            ingest_recording, fn_kwargs={"config": config.to_dict(), "shards_dir": str(shards_dir)}
+            ingest_recording,
+            fn_kwargs={"config": config.to_dict(), "shards_dir": str(shards_dir)},
+            concurrency=concurrency,
         )
         bar = None
         if progress:

@@ -228,3 +228,18 @@ def test_folds_test_every_subject_exactly_once_and_never_overlap():
         IngestConfig(folds=2)
     with pytest.raises(ConfigError, match="IngestConfig.split"):
         IngestConfig(split=(0.5, 0.5))
+
+
+def test_ingest_command_prints_counts_rejections_and_paths(ingested, capsys):
+    from pipelines.cli import main
+
+    root, out, _ = ingested
+    # same settings as the fixture: nothing to redo, so no Ray work
+    assert main(["ingest", "--dataset", "synthetic", "--root", str(root), "--out", str(out),
+                 "--chunk-frames", "40", "--detect-every", "10"]) == 0
+    printed = capsys.readouterr().out
+    assert "23 chunks from 6 of 12 recordings (12 subjects)" in printed
+    assert "rejected synthetic/Bnan/1 chunk 0: bvp labels have" in printed
+    assert f"manifest and validation report: {out / 'manifest.json'}" in printed
+    assert main(["ingest", "--dataset", "folder", "--root", str(out / "nothing"), "--out", str(out)]) == 2
+    assert "dataset folder does not exist" in capsys.readouterr().out

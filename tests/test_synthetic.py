@@ -139,3 +139,16 @@ def test_waveform_csv_errors_name_the_file(tmp_path):
         CsvWaveforms.from_path(tmp_path / "empty")
     with pytest.raises(DatasetError, match="does not exist"):
         CsvWaveforms.from_path(tmp_path / "missing.csv")
+
+
+def test_synth_command_writes_a_dataset_and_says_where(tmp_path, capsys):
+    from pipelines.cli import main
+
+    out = tmp_path / "raw"
+    assert main(["synth", "--out", str(out), "--subjects", "2", "--seconds", "1",
+                 "--set", "width=64", "--set", "height=48"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote 2 recordings (60 frames" in printed and str(out) in printed
+    assert sorted(p.name for p in out.iterdir()) == ["S01_1", "S02_1", "synthetic.json"]
+    assert main(["synth", "--out", str(out), "--set", "pulse_amplitude=[3,1]"]) == 2
+    assert "SyntheticConfig.pulse_amplitude" in capsys.readouterr().out

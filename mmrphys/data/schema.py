@@ -96,13 +96,12 @@ def encode_clip(clip: np.ndarray, dtype: str) -> bytes:
 
 
 def decode_clips(blobs, dtypes, shape: tuple[int, ...]) -> np.ndarray:
-    """Stack a batch of stored clips into float32 (n, *shape).
+    """Stack a batch of stored clips into (n, *shape), zero-copy in their stored dtype.
 
     blobs: the rows' bytes; dtypes: their dtype names (one per row). Rows sharing one
-    dtype (the usual case) decode with a single frombuffer.
+    dtype (the usual case) decode with a single frombuffer; mixed rows become float32.
     """
     dtypes = list(dtypes)
     if len(set(dtypes)) == 1:
-        flat = np.frombuffer(b"".join(blobs), dtype=dtypes[0])
-        return flat.reshape((len(dtypes),) + tuple(shape)).astype(np.float32)
+        return np.frombuffer(b"".join(blobs), dtype=dtypes[0]).reshape((len(dtypes),) + tuple(shape))
     return np.stack([np.frombuffer(b, dtype=d).reshape(shape).astype(np.float32) for b, d in zip(blobs, dtypes)])

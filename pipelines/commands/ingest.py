@@ -29,6 +29,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detect-every", type=int, default=30,
                         help="Haar face re-detection interval in frames, when a dataset has no boxes")
     parser.add_argument("--overwrite", action="store_true", help="redo recordings already ingested")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="recordings decoded at once (each holds its video in memory; default: one per CPU)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="any other IngestConfig field, e.g. max_no_face=0.3")
 
@@ -47,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
             chunk_frames=args.chunk_frames, overlap=args.overlap, size=args.size, rgb_dtype=args.rgb_dtype,
             split=split, folds=args.folds, seed=args.seed, detect_every=args.detect_every,
         ).with_overrides(args.overrides)
-        manifest = ingest(args.dataset, args.root, args.out, config=config, overwrite=args.overwrite)
+        manifest = ingest(args.dataset, args.root, args.out, config=config, overwrite=args.overwrite,
+                          concurrency=args.concurrency)
     except (ConfigError, DatasetError) as err:
         print(f"mmrphys ingest: error: {err}")
         return 2
