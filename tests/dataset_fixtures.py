@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cv2
 import h5py
+import matplotlib
 import numpy as np
 
 HEIGHT, WIDTH = 12, 16
@@ -23,6 +24,19 @@ def rgb_frames(count: int, height: int = HEIGHT, width: int = WIDTH) -> np.ndarr
     frames[..., 0] = 200
     frames[..., 1] = (7 * np.arange(count)[:, None, None] + np.arange(width)[None, None, :]) % 256
     frames[..., 2] = 30 + np.arange(height)[None, :, None]
+    return frames
+
+
+def face_frames(count: int, size: int = 120) -> np.ndarray:
+    """uint8 (T, size, size, 3) RGB frames of a real face photograph (Grace Hopper, public
+    domain, shipped with matplotlib) drifting over a grey background: the Haar cascade
+    finds it, as it would a dataset's face."""
+    photo = cv2.imread(str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"))
+    face = cv2.resize(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB), (size * 5 // 6, size - 3), interpolation=cv2.INTER_AREA)
+    frames = np.full((count, size, size, 3), 90, np.uint8)
+    for index in range(count):
+        shift = index % 8
+        frames[index, 1 : size - 2, shift : shift + face.shape[1]] = face
     return frames
 
 
@@ -49,13 +63,16 @@ def write_image(path: Path, frame: np.ndarray) -> None:
 
 
 def write_ubfc(root: Path, subject: str = "subject1", frames: int = 30, fps: float = 30.0,
-               label_times: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+               label_times: np.ndarray | None = None,
+               video: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A UBFC-rPPG DATASET_2 subject: `vid.avi` + 3-line `ground_truth.txt` (PPG, HR, time).
 
-    Labels are sampled at `label_times` (default: one per frame). Returns (frames, ppg).
+    The video holds `video` (default: `frames` test-pattern frames); labels are sampled at
+    `label_times` (default: one per frame). Returns (frames, ppg).
     """
     folder = root / subject
-    video = rgb_frames(frames)
+    video = rgb_frames(frames) if video is None else video
+    frames = len(video)
     write_video(folder / "vid.avi", video, fps)
     times = np.arange(frames) / fps if label_times is None else label_times
     ppg = pulse(times)

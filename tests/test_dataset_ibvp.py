@@ -117,7 +117,7 @@ def test_thermal_frames_smaller_than_rgb_are_rejected(tmp_path: Path) -> None:
 def test_missing_thermal_folder_and_corrupt_rgb_frame_are_rejected(tmp_path: Path) -> None:
     write_ibvp(tmp_path, frames=3)
     (tmp_path / "p01_a" / "p01_a_rgb" / "1.bmp").write_bytes(b"BM broken")
-    with pytest.raises(DatasetError, match=r"1\.bmp: unreadable or corrupt image"):
+    with pytest.raises(DatasetError, match=r"1\.bmp: unreadable image frame"):
         next(read(tmp_path)).load_rgb()
     for raw in (tmp_path / "p01_a" / "p01_a_t").iterdir():
         raw.unlink()

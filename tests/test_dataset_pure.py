@@ -39,7 +39,7 @@ def test_flat_layout_with_frames_beside_the_json(tmp_path: Path) -> None:
 
 def test_short_label_file_is_rejected(tmp_path: Path) -> None:
     write_pure(tmp_path, frames=30, label_seconds=0.5)
-    with pytest.raises(DatasetError, match=r"01-01\.json: labels cover .* short"):
+    with pytest.raises(DatasetError, match=r"01-01\.json: labels cover 0\.00-0\.4\d s .* short"):
         next(read(tmp_path)).load_labels()
 
 
@@ -91,7 +91,7 @@ def test_corrupt_frame_is_rejected(tmp_path: Path) -> None:
     write_pure(tmp_path, frames=6)
     frame = sorted((tmp_path / "01-01" / "01-01").iterdir())[2]
     frame.write_bytes(frame.read_bytes()[:20])
-    with pytest.raises(DatasetError, match=rf"{frame.name}: unreadable or corrupt image"):
+    with pytest.raises(DatasetError, match=rf"{frame.name}: unreadable image frame"):
         next(read(tmp_path)).load_rgb()
 
 

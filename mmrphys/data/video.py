@@ -74,6 +74,12 @@ def read_frames(folder: str | Path, *, sixteen_bit: bool = False) -> np.ndarray:
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
     if not files:
         raise DatasetError(f"{folder}: no image frames ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+    return read_frame_files(files, sixteen_bit=sixteen_bit)
+
+
+def read_frame_files(files: list[Path], *, sixteen_bit: bool = False) -> np.ndarray:
+    """Decode image files in the order given (dataset readers order them by index or
+    capture time), as `read_frames` does for a folder."""
     frames = []
     for file in files:
         image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED if sixteen_bit else cv2.IMREAD_COLOR)

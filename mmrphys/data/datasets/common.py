@@ -1,5 +1,5 @@
 """What the dataset readers share: file and folder checks that name the path, frame folders
-in natural order, image decoding, and aligning label samples to the video frame times.
+in natural order, per-frame array files, and aligning label samples to the frame times.
 
 Every failure here is a `DatasetError` whose message starts with the offending path, so the
 ingest's validation report (or the user's traceback) says which file is wrong and how.
@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 from typing import Callable, Mapping
 
-import cv2
 import numpy as np
 
 from mmrphys.data.recording import DatasetError
@@ -64,14 +63,6 @@ def frame_files(folder: Path, suffix: str, what: str) -> list[Path]:
     return files
 
 
-def read_rgb_image(path: Path) -> np.ndarray:
-    """Decode one image file to uint8 (H, W, 3) in RGB order."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DatasetError(f"{path}: unreadable or corrupt image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def load_frames(paths: list[Path], load: Callable[[Path], np.ndarray]) -> np.ndarray:
     """Load one array per file into a (T, ...) array, filled in place (no second copy of a
     long recording in memory); every frame must have the first one's shape and dtype."""
@@ -87,11 +78,6 @@ def load_frames(paths: list[Path], load: Callable[[Path], np.ndarray]) -> np.nda
             )
         frames[index] = frame
     return frames
-
-
-def read_rgb_frames(paths: list[Path]) -> np.ndarray:
-    """Decode a list of image files to one uint8 (T, H, W, 3) RGB array."""
-    return load_frames(paths, read_rgb_image)
 
 
 def check_frame_counts(rgb: int, thermal: int, rgb_source: Path, thermal_source: Path) -> None:
@@ -135,9 +121,14 @@ def labels_at_frames(
         raise DatasetError(f"{source}: label timestamps do not increase at sample {at}")
     period = float(np.median(np.diff(frame_times))) if len(frame_times) > 1 else 0.0
     if times.size < 2 or times[0] > frame_times[0] + period or times[-1] < frame_times[-1] - period:
-        covered = f"{times[0]:.2f}-{times[-1]:.2f} s" if times.size else "nothing"
+        covered = f"{_seconds(times[0])}-{_seconds(times[-1])} s" if times.size else "nothing"
         raise DatasetError(
             f"{source}: labels cover {covered} but the {len(frame_times)} video frames span "
-            f"{frame_times[0]:.2f}-{frame_times[-1]:.2f} s; the label file is short"
+            f"{_seconds(frame_times[0])}-{_seconds(frame_times[-1])} s; the label file is short"
         )
     return {name: np.interp(frame_times, times, values) for name, values in checked.items()}
+
+
+def _seconds(value: float) -> str:
+    """A time for a message, to 10 ms (a jittered -0.001 s reads 0.00, not -0.00)."""
+    return f"{round(float(value), 2) + 0.0:.2f}"

@@ -37,12 +37,11 @@ from mmrphys.data.datasets.common import (
     labels_at_frames,
     matching_dirs,
     no_recordings,
-    read_rgb_frames,
-    read_rgb_image,
     require_dir,
     require_file,
 )
 from mmrphys.data.recording import DatasetError, Recording
+from mmrphys.data.video import read_frame_files
 
 DATASET = "ibvp"
 FPS = 30.0
@@ -79,14 +78,14 @@ def read(root: Path) -> Iterator[Recording]:
 def load_rgb(folder: Path) -> np.ndarray:
     """The RGB frames as uint8 (T, H, W, 3)."""
     rgb, _ = _paired_frames(folder)
-    return read_rgb_frames(rgb)
+    return read_frame_files(rgb)
 
 
 def load_thermal(folder: Path) -> np.ndarray:
     """The thermal frame paired with each RGB frame, in degrees Celsius, float32 (T, H, W),
     cut to the RGB frame size."""
     rgb, thermal = _paired_frames(folder)
-    height, width = read_rgb_image(rgb[0]).shape[:2]
+    height, width = read_frame_files(rgb[:1]).shape[1:3]
     size = thermal[0].stat().st_size
     rows, remainder = divmod(size, 2 * width)
     if remainder or rows < height:

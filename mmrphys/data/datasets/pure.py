@@ -28,11 +28,11 @@ from mmrphys.data.datasets.common import (
     labels_at_frames,
     matching_dirs,
     no_recordings,
-    read_rgb_frames,
     require_dir,
     require_file,
 )
 from mmrphys.data.recording import DatasetError, Recording
+from mmrphys.data.video import read_frame_files
 
 DATASET = "pure"
 #: the camera's nominal rate; labels follow the frames' own timestamps
@@ -63,7 +63,7 @@ def read(root: Path) -> Iterator[Recording]:
 
 def load_rgb(frames: Path) -> np.ndarray:
     """All frames of the session in capture order, uint8 (T, H, W, 3) RGB."""
-    return read_rgb_frames([path for path, _ in _frame_files(frames)])
+    return read_frame_files([path for path, _ in _frame_files(frames)])
 
 
 def load_labels(frames: Path, labels: Path) -> dict[str, np.ndarray]:

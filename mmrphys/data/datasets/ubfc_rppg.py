@@ -36,6 +36,7 @@ from mmrphys.data.datasets.common import (
     require_file,
 )
 from mmrphys.data.recording import DatasetError, Recording
+from mmrphys.data.video import read_video
 
 DATASET = "ubfc-rppg"
 VIDEO = "vid.avi"
@@ -71,23 +72,8 @@ def read(root: Path) -> Iterator[Recording]:
 
 def load_rgb(video: Path) -> np.ndarray:
     """Decode the whole video to uint8 (T, H, W, 3) RGB; a truncated file is an error."""
-    capture = _open(video)
-    declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
-    if not frames:
-        raise DatasetError(f"{video}: no frame could be decoded")
-    if declared > 0 and len(frames) < declared:
-        raise DatasetError(
-            f"{video}: decoded {len(frames)} of the {declared} frames the container declares; "
-            "the file is truncated or corrupt"
-        )
-    return np.stack(frames)
+    frames, _ = read_video(video)
+    return frames
 
 
 def load_labels(folder: Path, video: Path, fps: float) -> dict[str, np.ndarray]:
