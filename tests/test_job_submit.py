@@ -48,10 +48,19 @@ class Head:
     log: Path
 
     def run(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-        """Run a client command against this head; output captured as text."""
-        return subprocess.run(
-            list(args), env=self.env, cwd=REPO, capture_output=True, text=True, timeout=timeout
-        )
+        """Run a client command against this head; output captured as text.
+
+        A head that has just started may not have its job agent yet; Ray answers "try
+        again later", so a submission is retried for up to a minute.
+        """
+        deadline = time.monotonic() + 60
+        while True:
+            done = subprocess.run(
+                list(args), env=self.env, cwd=REPO, capture_output=True, text=True, timeout=timeout
+            )
+            if "No available agent to submit job" not in done.stderr or time.monotonic() > deadline:
+                return done
+            time.sleep(2)
 
 
 def _free_port() -> int:
