@@ -46,7 +46,7 @@ def main() -> None:
     workdir = args.workdir.resolve()
     raw, shards = workdir / "synthetic", workdir / "shards"
     started = time.perf_counter()
-    if not (raw / "synthetic.json").is_file():
+    if len(list(raw.glob("*/meta.json"))) != args.subjects:
         generate_dataset(raw, subjects=args.subjects, seconds=args.seconds, fps=30.0, seed=0, progress=True)
     synth_seconds = time.perf_counter() - started
     ensure_ray(min_cpus=2)

@@ -45,7 +45,7 @@ def main() -> None:
 
     workdir = args.workdir.resolve()
     raw, shards = workdir / "synthetic", workdir / "shards"
-    if not (raw / "synthetic.json").is_file():
+    if len(list(raw.glob("*/meta.json"))) != args.subjects:
         generate_dataset(raw, subjects=args.subjects, seconds=args.seconds, fps=30.0, seed=0)
     ensure_ray(min_cpus=max(args.workers))
     ingest("folder", raw, shards, config=IngestConfig(chunk_frames=180, split=(0.8, 0.1, 0.1)), progress=False)

@@ -96,7 +96,8 @@ def run_demo(workdir: str | Path = "mmrphys-demo", *, quick: bool = False, track
     started = _step(1, total, f"synthesising {plan.subjects} RGB + thermal subjects x {plan.seconds:.0f} s "
                               f"-> {workdir / 'synthetic'}")
     raw = workdir / "synthetic"
-    if not (raw / "synthetic.json").is_file():
+    # a finished earlier synthesis is reused; an interrupted one is redone
+    if len(list(raw.glob("*/meta.json"))) != plan.subjects:
         generate_dataset(raw, subjects=plan.subjects, seconds=plan.seconds, fps=30.0, seed=0, progress=True)
     _done(started)
 

@@ -28,6 +28,8 @@ DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 #: environment variables Ray's job client reads the address from (they override its argument)
 _ADDRESS_VARS = ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")
 _FINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+#: what the job API answers while the head's job agent is still starting
+_AGENT_NOT_READY = "No available agent to submit job"
 
 
 class SubmitError(RuntimeError):
@@ -119,10 +121,7 @@ def submit(
     address = resolve_address(address)
     with _explicit_address():
         client = _client(address)
-        try:
-            job_id = client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env, submission_id=job_id)
-        except RuntimeError as err:
-            raise SubmitError(f"job submission to {address} refused: {err}") from None
+        job_id = _submit_when_agent_ready(client, address, entrypoint, runtime_env, job_id)
         print(f"submitted job {job_id} to {address}: {entrypoint}", file=log, flush=True)
         if not wait:
             return JobOutcome(job_id, address, str(client.get_job_status(job_id)))
@@ -143,6 +142,19 @@ def _client(address: str):
                 "~/.ray/auth_token or $RAY_AUTH_TOKEN)"
             )
         raise SubmitError(f"cannot reach the Ray job API at {address}: {err}{hint}") from None
+
+
+def _submit_when_agent_ready(client, address: str, entrypoint: str, runtime_env: dict[str, Any] | None,
+                             job_id: str | None, wait_s: float = 60.0) -> str:
+    """Submit; a head that has just started may not have its job agent yet, so retry that."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env, submission_id=job_id)
+        except RuntimeError as err:
+            if _AGENT_NOT_READY not in str(err) or time.monotonic() > deadline:
+                raise SubmitError(f"job submission to {address} refused: {err}") from None
+            time.sleep(2.0)
 
 
 def _follow(client, job_id: str, log: TextIO, poll_s: float, timeout_s: float | None) -> str:

@@ -123,7 +123,7 @@ def check_search(base: ExperimentConfig, search: SearchConfig) -> tuple[dict[str
     checked: dict[tuple, None] = {}
 
     def check_trial_data(config: ExperimentConfig) -> None:
-        key = (config.model.modality, config.model.tasks)
+        key = (config.data, config.model.modality, config.model.tasks)
         if key not in checked:
             try:
                 check_data(config)
@@ -261,11 +261,16 @@ def _tuner(base: ExperimentConfig, search: SearchConfig, space: dict[str, Any], 
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     _ensure_ray(base, search)
-    scheduler = (
-        ASHAScheduler(time_attr="training_iteration", max_t=max_epochs,
-                      grace_period=search.grace_period, reduction_factor=search.reduction_factor)
-        if search.scheduler == "asha" else FIFOScheduler()
-    )
+    scheduler = FIFOScheduler()
+    if search.scheduler == "asha" and max_epochs > search.grace_period:
+        # Rungs only before the last epoch: stopping a trial at its last report would only
+        # kill the work train() does after it (best model, report, closing its MLflow run).
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_epochs - 1,
+                                  grace_period=search.grace_period,
+                                  reduction_factor=search.reduction_factor, stop_last_trials=False)
+    elif search.scheduler == "asha":
+        print(f"[mmrphys] ASHA: grace period {search.grace_period} leaves no epoch to stop early "
+              f"in {max_epochs}; every trial runs to the end", flush=True)
     return tune.Tuner(
         _trainable(base, search, search_dir, parent_run_id),
         param_space=space,
@@ -273,7 +278,8 @@ def _tuner(base: ExperimentConfig, search: SearchConfig, space: dict[str, Any], 
             metric=search.metric,
             mode=search.mode,
             scheduler=scheduler,
-            search_alg=BasicVariantGenerator(random_state=search.seed),
+            # a search algorithm given here must carry the concurrency limit itself
+            search_alg=BasicVariantGenerator(random_state=search.seed, max_concurrent=search.max_concurrent_trials),
             num_samples=search.num_samples,
             max_concurrent_trials=search.max_concurrent_trials,
             trial_dirname_creator=lambda trial: trial.trial_id,
@@ -320,7 +326,7 @@ def _finish(tuner, base: ExperimentConfig, search: SearchConfig, search_dir: Pat
                  "plot": plot_metric(rows, search, base, search_dir / "metric_by_resolution_modality.png")}
         champion = None
         if logger is not None:
-            _close_stopped_trials(rows, uri)
+            _close_trial_runs(rows, uri)
             for path in files.values():
                 logger.log_artifact(path)
             best = rows[0]
@@ -341,15 +347,19 @@ def _finish(tuner, base: ExperimentConfig, search: SearchConfig, search_dir: Pat
                         parent_run_id=parent_run_id or None, champion=champion)
 
 
-def _close_stopped_trials(rows: list[dict[str, Any]], uri: str) -> None:
-    """Trials ASHA stopped never closed their MLflow run: mark them KILLED, and say why."""
-    from pipelines.tracking import RunLogger
+def _close_trial_runs(rows: list[dict[str, Any]], uri: str) -> None:
+    """Tag each trial's MLflow run with its outcome; close the runs of trials Tune stopped
+    (their process ended mid-training, so their run was left RUNNING)."""
+    from pipelines.tracking import RunLogger, client
 
+    final = {"completed": "FINISHED", "stopped early": "KILLED", "error": "FAILED"}
     for row in rows:
-        if row.get("mlflow_run_id") and row["status"] in ("stopped early", "error"):
-            logger = RunLogger(uri, row["mlflow_run_id"])
-            logger.set_tags({"mmrphys.tune.status": row["status"]})
-            logger.finish("KILLED" if row["status"] == "stopped early" else "FAILED")
+        if not row.get("mlflow_run_id"):
+            continue
+        logger = RunLogger(uri, row["mlflow_run_id"])
+        logger.set_tags({"mmrphys.tune.status": row["status"], "mmrphys.tune.rank": row["rank"]})
+        if client(uri).get_run(row["mlflow_run_id"]).info.status == "RUNNING":
+            logger.finish(final[row["status"]])
 
 
 def _register_champion(best: dict[str, Any], search: SearchConfig, uri: str) -> dict[str, Any]:

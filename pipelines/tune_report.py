@@ -27,7 +27,8 @@ def rank_trials(grid, search, trial_runs: Path, base_epochs: int) -> list[dict[s
         overrides = trial_overrides(result.config)
         history = result.metrics_dataframe
         reported = history is not None and search.metric in getattr(history, "columns", ())
-        epochs = int(len(history)) if reported else 0
+        # the epoch index, not the number of reports: a resumed trial reports only its rest
+        epochs = int(history["epoch"].max()) + 1 if reported and "epoch" in history else 0
         row: dict[str, Any] = {"trial_id": trial_id, "epochs": epochs}
         if result.error is not None:
             row["status"], row["error"] = "error", str(result.error).strip().splitlines()[-1][:300]

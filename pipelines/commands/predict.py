@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipelines.commands.predict_batch import register_batch_arguments, run_batch
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the predict command's arguments."""
-    parser.add_argument("video", type=Path, help="RGB face video (any format OpenCV reads)")
+    parser.add_argument("video", type=Path, nargs="?", help="RGB face video (any format OpenCV reads)")
     parser.add_argument("--model", required=True,
                         help="run or checkpoint folder, models:/NAME/VERSION or models:/NAME@ALIAS")
     parser.add_argument("--thermal", type=Path,
@@ -18,6 +20,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--face-boxes", type=Path, help="CSV frame,x,y,w,h of face boxes (default: Haar detection)")
     parser.add_argument("--pre-cropped", action="store_true", help="frames are already cropped to the face")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ references")
+    register_batch_arguments(parser)
 
 
 def run_single(args: argparse.Namespace) -> int:
@@ -43,5 +46,10 @@ def run_single(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch: one video."""
+    """Dispatch: many recordings with --input, else one video."""
+    if args.input:
+        return run_batch(args)
+    if args.video is None:
+        print("error: give a VIDEO, or --input DIR_OR_SHARDS for many recordings")
+        return 2
     return run_single(args)

@@ -1,0 +1,107 @@
+"""A real search on the shared local Ray cluster: 3 trials x 2 epochs on tiny synthetic
+shards, ASHA, nested MLflow runs, a ranked table and plot on the parent run, a champion
+in the registry, and `resume` of a search whose trial failed (Tuner.restore)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mmrphys.config import ExperimentConfig
+from pipelines.tune import SearchConfig, SearchError, check_search, resume_search, run_search
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+#: three trials over resolution and modality; the third drills a worker failure after
+#: epoch 1 with no restarts allowed, so it errors once and completes when resumed
+TRIALS = [
+    {"model.resolution": 9, "model.modality": "rgb", "model.fusion": "early"},
+    {"model.resolution": 9, "model.modality": "rgbt", "model.fusion": "late"},
+    {"model.resolution": 36, "model.modality": "thermal", "model.fusion": "early",
+     "train.simulate_worker_failure": 0, "train.max_failures": 0},
+]
+
+
+@pytest.fixture
+def base(train_shards: Path, mlflow_uri: str) -> ExperimentConfig:
+    from train_fixtures import tiny_config
+
+    config = tiny_config(train_shards, mlflow_uri, epochs=2, workers=1)
+    return config.replace(tracking=config.tracking.replace(register_as="", alias="", log_onnx=False))
+
+
+def test_search_ranks_trials_nests_runs_registers_champion_and_resumes(
+    ray_cluster, base: ExperimentConfig, mlflow_uri: str, tmp_path: Path
+) -> None:
+    from pipelines.models import resolve_model
+    from pipelines.tracking import client
+
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"trial": {"grid": TRIALS}}))
+    search = SearchConfig(space=str(space), register_as="tiny-tuned", grace_period=1, reduction_factor=2)
+    first = run_search(base, search, storage_path=tmp_path / "runs", name="search")
+
+    statuses = {r["trial_id"]: r["status"] for r in first.rows}
+    errored = [r for r in first.rows if r["status"] == "error"]
+    assert len(first.rows) == 3 and len(errored) == 1
+    assert errored[0]["model.modality"] == "thermal" and errored[0]["rank"] == 3
+    assert errored[0]["error"] and errored[0]["mlflow_run_id"]
+
+    result = resume_search(tmp_path / "runs" / "search")
+    rows = result.rows
+    assert result.parent_run_id == first.parent_run_id
+    assert len(rows) == 3 and all(r["status"] in ("completed", "stopped early") for r in rows)
+    assert {r["trial_id"] for r in rows} == set(statuses)
+    values = [r["best_val_rate_mae"] for r in rows]
+    assert values == sorted(values) and [r["rank"] for r in rows] == [1, 2, 3]
+
+    with open(result.files["results"]) as handle:
+        table = list(csv.DictReader(handle))
+    assert [row["trial_id"] for row in table] == [r["trial_id"] for r in rows]
+    assert {"model.resolution", "model.modality", "best_val_rate_mae", "mlflow_run_id"} <= set(table[0])
+    assert result.files["plot"].stat().st_size > 10_000
+
+    mlflow = client(mlflow_uri)
+    parent = mlflow.get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["search.metric"] == "val_rate_mae"
+    parent_files = {a.path for a in mlflow.list_artifacts(result.parent_run_id)}
+    assert {"results.csv", "metric_by_resolution_modality.png"} <= parent_files
+    children = mlflow.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
+    )
+    assert {c.info.run_id for c in children} == {r["mlflow_run_id"] for r in rows}
+    for child in children:
+        assert child.info.status in ("FINISHED", "KILLED")
+        assert "model.resolution" in child.data.params
+        assert "val_rate_mae" in child.data.metrics
+        assert len(mlflow.get_metric_history(child.info.run_id, "val_rate_mae")) >= 1
+
+    best = rows[0]
+    version = mlflow.get_model_version_by_alias("tiny-tuned", "champion")
+    assert version.run_id == best["mlflow_run_id"] == result.champion["run_id"]
+    model, config = resolve_model("models:/tiny-tuned@champion", tracking_uri=mlflow_uri)
+    assert (config.resolution, config.modality) == (best["model.resolution"], best["model.modality"])
+
+
+def test_invalid_combination_and_unknown_metric_fail_before_any_trial(base: ExperimentConfig, tmp_path: Path) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text("model.modality: {grid: [rgb]}\nmodel.fusion: {grid: [early, late]}\n")
+    with pytest.raises(SearchError, match="model.fusion='late'.*needs modality 'rgbt'"):
+        check_search(base, SearchConfig(space=str(space)))
+    with pytest.raises(SearchError, match="SearchConfig.metric: 'val_accuracy' is not reported"):
+        check_search(base, SearchConfig(space="resolution_modality", metric="val_accuracy"))
+
+
+def test_space_needing_data_the_shards_lack_is_refused(base: ExperimentConfig, tmp_path: Path) -> None:
+    rsp_less = base.replace(data=base.data.replace(shards=str(tmp_path / "nowhere")))
+    with pytest.raises(SearchError, match="nowhere"):
+        check_search(rsp_less, SearchConfig(space="resolution_modality"))
+
+
+def test_resume_needs_a_search_folder(tmp_path: Path) -> None:
+    with pytest.raises(SearchError, match="holds no search started by `mmrphys tune`"):
+        resume_search(tmp_path)
