@@ -32,9 +32,9 @@ class DemoPlan:
 
 
 #: full demo: fits in 10 minutes on a 2-core laptop CPU
-FULL = DemoPlan(subjects=10, seconds=60.0, chunk_frames=180, epochs=12, batch_size=4, lr=3e-3)
+FULL = DemoPlan(subjects=10, seconds=60.0, chunk_frames=180, epochs=10, batch_size=4, lr=3e-3)
 #: --quick: the same pipeline in a few minutes (what the tests run)
-QUICK = DemoPlan(subjects=4, seconds=30.0, chunk_frames=180, epochs=2, batch_size=4, lr=3e-3)
+QUICK = DemoPlan(subjects=3, seconds=30.0, chunk_frames=180, epochs=2, batch_size=4, lr=3e-3)
 
 
 @dataclasses.dataclass

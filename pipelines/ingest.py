@@ -54,6 +54,9 @@ class IngestConfig(Config):
     max_no_face: largest fraction of a chunk's frames without a detected face.
     max_frame_mismatch: RGB/thermal frame counts may differ by this much (both are then
         cut to the shorter); beyond it the recording is rejected.
+    min_quality: for datasets with per-frame signal-quality labels (iBVP), the lowest mean
+        quality a chunk may have (the reference drops frames at <= 0.3; we drop whole
+        chunks, keeping every kept chunk continuous in time).
     split: train/val/test fractions of subjects (ignored when folds > 0).
     folds: k >= 3 gives k subject folds: fold i tests group i, validates on group i+1.
     seed: the subject shuffle of the split.
@@ -68,6 +71,7 @@ class IngestConfig(Config):
     smooth_frames: int = 15
     max_no_face: float = 0.5
     max_frame_mismatch: int = 0
+    min_quality: float = 0.3
     split: tuple[float, ...] = (0.7, 0.15, 0.15)
     folds: int = 0
     seed: int = 0
@@ -83,6 +87,8 @@ class IngestConfig(Config):
             raise ConfigError("IngestConfig.detect_every and smooth_frames: must be >= 1")
         if self.box_scale < 1.0:
             raise ConfigError(f"IngestConfig.box_scale: must be >= 1, got {self.box_scale}")
+        if not 0.0 <= self.min_quality <= 1.0:
+            raise ConfigError(f"IngestConfig.min_quality: must be in [0, 1], got {self.min_quality}")
         if not 0.0 <= self.max_no_face <= 1.0:
             raise ConfigError(f"IngestConfig.max_no_face: must be in [0, 1], got {self.max_no_face}")
         if self.max_frame_mismatch < 0:
@@ -203,6 +209,7 @@ def _ingest_recording(recording: Recording, config: IngestConfig, shard: Path) -
     labels = recording.load_labels()
     if "bvp" not in labels:
         raise DatasetError(f"{recording.source}: the recording has no BVP labels")
+    quality = np.asarray(labels["quality"], np.float64) if "quality" in labels else None
     labels = {k: np.asarray(labels[k], np.float64) for k in ("bvp", "rsp") if k in labels}
     for name, values in labels.items():
         # a label track may end up to one frame early (time-stamp rounding), not more
@@ -231,7 +238,8 @@ def _ingest_recording(recording: Recording, config: IngestConfig, shard: Path) -
     for index, start in enumerate(chunk_starts(n, config.chunk_frames, config.overlap)):
         span = slice(start, start + config.chunk_frames)
         chunk_labels = {k: v[span] for k, v in labels.items()}
-        reason = check_chunk(chunk_labels, found[span], config.max_no_face)
+        reason = check_chunk(chunk_labels, found[span], config.max_no_face,
+                             quality[span] if quality is not None else None, config.min_quality)
         if reason:
             entry["rejected_chunks"].append({"chunk_index": index, "start_frame": start, "reason": reason})
             continue
@@ -350,6 +358,8 @@ def ingest(
     """
     import ray.data
 
+    from pipelines.ray_session import ensure_ray
+
     config = config or IngestConfig(chunk_frames=chunk_frames)
     out = Path(out)
     shards_dir = out / SHARDS
@@ -377,6 +387,7 @@ def ingest(
         print(f"ingest: {len(recordings)} recordings of {len(subjects)} subjects; "
               f"{len(entries)} already done, {len(todo)} to process")
     if todo:
+        ensure_ray()
         results = ray.data.from_items(todo, override_num_blocks=len(todo)).map(
             ingest_recording,
             fn_kwargs={"config": config.to_dict(), "shards_dir": str(shards_dir)},

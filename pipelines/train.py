@@ -178,7 +178,6 @@ def _all_reduce_sum(values: list[float]) -> list[float]:
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """One Ray Train worker: restore, then train / validate / checkpoint each epoch."""
-    import ray.data
     import ray.train
     import ray.train.torch
 
@@ -212,8 +211,6 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
         logger = RunLogger(loop_config["tracking_uri"], loop_config["mlflow_run_id"])
 
-    # per-epoch progress lines replace Ray Data's progress bars, which interleave badly
-    ray.data.DataContext.get_current().enable_progress_bars = False
     train_shard = ray.train.get_dataset_shard("train")
     val_batches = _validation_batches(ray.train.get_dataset_shard("val"), config, loop_config["val_rows"]) \
         if rank == 0 else None
@@ -346,6 +343,9 @@ def build_trainer(
         "train": load_split(config.data.shards, config.data.train_split, **common),
         "val": load_split(config.data.shards, config.data.val_split, with_ids=True, **common),
     }
+    for dataset in datasets.values():
+        # the loop prints one line per epoch; Ray Data's bars from the workers would interleave with it
+        dataset.context.enable_progress_bars = False
     resources = {"CPU": config.train.cpus_per_worker}
     if config.train.use_gpu:
         resources["GPU"] = 1

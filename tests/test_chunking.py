@@ -29,6 +29,8 @@ def test_check_chunk_reasons():
     assert check_chunk({"rsp": np.ones(40)}, None, 0.5) == "rsp labels are constant"
     found = np.r_[np.ones(10, bool), np.zeros(30, bool)]
     assert check_chunk(good, found, 0.5) == "no face detected in 75% of frames (limit 50%)"
+    assert check_chunk(good, None, 0.5, np.full(40, 0.2), 0.3) == "signal quality 0.20 below 0.30"
+    assert check_chunk(good, None, 0.5, np.full(40, 0.9), 0.3) is None
 
 
 def test_standardise_matches_the_reference_unbiased_zscore():

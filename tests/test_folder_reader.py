@@ -56,13 +56,14 @@ def test_frame_folders_and_16_bit_thermal_with_scale(tmp_path):
         cv2.imwrite(str(rec_dir / "thermal" / f"{i:04d}.png"), raw[i])
     (rec_dir / "meta.json").write_text(json.dumps(
         {"subject": "alice", "fps": 10, "thermal_scale": 0.01, "thermal_offset": -273.15, "thermal_unit": "celsius"}))
-    (rec_dir / "labels.csv").write_text("time,bvp\n" + "\n".join(f"{t / 20},{t}" for t in range(10)))
+    (rec_dir / "labels.csv").write_text("time,bvp,quality\n" + "\n".join(f"{t / 20},{t},0.5" for t in range(10)))
     (rec, ) = read_dataset("folder", tmp_path / "root")
     assert rec.recording_id == "folder/alice/alice_morning"
     assert np.array_equal(rec.load_rgb(), rgb)
     assert np.allclose(rec.load_thermal(), raw * 0.01 - 273.15, atol=1e-3)
     labels = rec.load_labels()
-    assert set(labels) == {"bvp"} and np.allclose(labels["bvp"], [0, 2, 4, 6, 8])
+    assert set(labels) == {"bvp", "quality"} and np.allclose(labels["bvp"], [0, 2, 4, 6, 8])
+    assert np.allclose(labels["quality"], 0.5)
     assert rec.load_face_boxes is None
 
 

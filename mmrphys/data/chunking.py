@@ -36,8 +36,15 @@ def label_rate(values: np.ndarray, fps: float, task: str) -> float:
         return float("nan")
 
 
-def check_chunk(labels: dict[str, np.ndarray], face_found: np.ndarray | None, max_no_face: float) -> str | None:
-    """The reason to reject a chunk, or None. `labels` are the chunk's label arrays."""
+def check_chunk(
+    labels: dict[str, np.ndarray],
+    face_found: np.ndarray | None,
+    max_no_face: float,
+    quality: np.ndarray | None = None,
+    min_quality: float = 0.0,
+) -> str | None:
+    """The reason to reject a chunk, or None. `labels` are the chunk's label arrays;
+    `quality` its per-frame signal quality in [0, 1] when the dataset has one."""
     for name, values in labels.items():
         bad = int(np.count_nonzero(~np.isfinite(values)))
         if bad:
@@ -48,6 +55,10 @@ def check_chunk(labels: dict[str, np.ndarray], face_found: np.ndarray | None, ma
         missing = 1.0 - float(np.mean(face_found))
         if missing > max_no_face:
             return f"no face detected in {missing:.0%} of frames (limit {max_no_face:.0%})"
+    if quality is not None and len(quality):
+        mean_quality = float(np.nanmean(quality)) if np.isfinite(quality).any() else 0.0
+        if mean_quality < min_quality:
+            return f"signal quality {mean_quality:.2f} below {min_quality:.2f}"
     return None
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the demo command's arguments."""
-    parser.add_argument("--quick", action="store_true", help="a few-minute version (4 subjects, 2 epochs)")
+    parser.add_argument("--quick", action="store_true", help="a few-minute version (3 subjects, 2 epochs)")
     parser.add_argument("--workdir", type=Path, default=Path("mmrphys-demo"),
                         help="where data, shards, runs and reports go (default ./mmrphys-demo)")
     parser.add_argument("--tracking-uri", default="",

@@ -9,7 +9,8 @@ writes.
     ROOT/<recording>/thermal.npy    float (T, H, W) in thermal_unit     } optional, at
                     /thermal/       16-bit single-channel PNG/TIFF        } most one
     ROOT/<recording>/labels.csv     header with `time` (seconds from the first frame),
-                                    `bvp`, and optionally `rsp`
+                                    `bvp`, and optionally `rsp` and `quality` (per-sample
+                                    signal quality in [0, 1])
     ROOT/<recording>/face_boxes.csv optional: frame,x,y,w,h per frame (RGB pixels)
 
 meta.json fields: `subject` (required), `session` (default: the folder name), `fps`
@@ -163,7 +164,7 @@ def _load_labels(path: Path, fps: float) -> dict[str, np.ndarray]:
     header = [h.strip().lower() for h in rows[0]]
     if "time" not in header or "bvp" not in header:
         raise DatasetError(f"{path}: header must name 'time' and 'bvp' (and optionally 'rsp'), got {rows[0]}")
-    columns = ["time", "bvp"] + (["rsp"] if "rsp" in header else [])
+    columns = ["time", "bvp"] + [c for c in ("rsp", "quality") if c in header]
     index = [header.index(c) for c in columns]
     values = np.full((len(rows) - 1, len(columns)), np.nan)
     for r, row in enumerate(rows[1:]):
