@@ -47,7 +47,7 @@ class Head:
     env: dict[str, str]
     log: Path
 
-    def run(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    def run(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
         """Run a client command against this head; output captured as text.
 
         A head that has just started may not have its job agent yet; Ray answers "try
