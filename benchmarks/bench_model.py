@@ -1,10 +1,11 @@
 """MMRPhys speed: training step (batch 4 x 180 frames, TSFM fed the labels, Smooth L1,
 backward, Adam) and single-clip inference, PyTorch and ONNX Runtime.
 
-The plain-layout path (`model.channels_last = False`, what a straight transcription of the
-reference runs) and the default channels-last path are timed side by side, interleaved
-within one run so that machine load hits both alike, and their outputs and gradients are
-compared to show the numerics are unchanged.
+The default plain-layout path and the opt-in channels-last path (`model.channels_last =
+True`) are timed side by side, interleaved within one run so that machine load hits both
+alike, and (unless --no-check) their outputs and gradients are compared to show the
+numerics are unchanged. CPU time is reported beside wall time: on a shared machine it is
+the steadier measure of the work done.
 
     python benchmarks/bench_model.py                       # LEF, MEF, SEF x RGB, RGB+T
     python benchmarks/bench_model.py --variants SEF --repeats 5 --json out.json

@@ -58,9 +58,9 @@ class MMRPhys(nn.Module):
         if not isinstance(config, ModelConfig):
             raise TypeError(f"MMRPhys needs a ModelConfig, got {type(config).__name__}")
         self.config = config
-        # channels-last activations take oneDNN's faster 3D-conv kernels on CPU (same math,
-        # float rounding only; BENCHMARKS.md "Model speed"); False gives the plain layout
-        self.channels_last = True
+        # opt-in channels-last activations (same math, float rounding only); measured no
+        # faster on the project's CPU (BENCHMARKS.md "Model speed"), so off by default
+        self.channels_last = False
         layout = LAYOUTS[config.resolution]
         streams = ("rgb", "thermal") if config.fusion == "late" else ("",)
         # extractors before heads: the reference's state-dict order
