@@ -38,6 +38,9 @@ BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.slow
 
+#: client errors that happen before a job exists, so submitting again is safe
+_NOT_SUBMITTED_YET = ("No available agent to submit job", "_upload_package_if_needed")
+
 
 @dataclasses.dataclass(frozen=True)
 class Head:
@@ -50,15 +53,17 @@ class Head:
     def run(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
         """Run a client command against this head; output captured as text.
 
-        A head that has just started may not have its job agent yet; Ray answers "try
-        again later", so a submission is retried for up to a minute.
+        A head that has just started may not have its job agent yet (Ray answers "try
+        again later"), and a loaded one may drop the connection while the working dir is
+        being uploaded, before anything is submitted: both are retried for up to a minute.
         """
         deadline = time.monotonic() + 60
         while True:
             done = subprocess.run(
                 list(args), env=self.env, cwd=REPO, capture_output=True, text=True, timeout=timeout
             )
-            if "No available agent to submit job" not in done.stderr or time.monotonic() > deadline:
+            retry = any(mark in done.stderr for mark in _NOT_SUBMITTED_YET)
+            if not retry or time.monotonic() > deadline:
                 return done
             time.sleep(2)
 
