@@ -2,7 +2,7 @@
 
 Optimizer, learning-rate schedule, one epoch over an iterable of batches, and validation
 predictions turned into per-recording HR/RR metrics. Nothing here knows about Ray: the
-Ray Train loop in `pipelines/train.py` feeds these functions its dataset shards, and a
+Ray Train loop in `pipelines/train_worker.py` feeds these functions its dataset shards, and a
 notebook or test can feed them any iterable of dict batches.
 
 Batches are mappings with "video" (B, C, T, H, W) float32 raw frames and one (B, T)

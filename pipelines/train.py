@@ -2,10 +2,10 @@
 
 Ray appears only at the edges: the training split streams into each worker through
 `get_dataset_shard`, the model is wrapped for DDP by `prepare_model`, and every epoch ends
-in `ray.train.report` with metrics and (from rank 0) a checkpoint. The recipe itself is
-`mmrphys.training`. `train()` adds what surrounds a run: checks before any work starts,
-the saved config, the MLflow run, logging the best model (pyfunc + ONNX), its validation
-report and plots, and registration.
+in `ray.train.report` with metrics and (from rank 0) a checkpoint. The per-worker loop is
+`pipelines.train_worker`; the recipe itself is `mmrphys.training`. `train()` adds what
+surrounds a run: checks before any work starts, the saved config, the MLflow run, logging
+the best model (pyfunc + ONNX), its validation report and plots, and registration.
 
 A run lives in `<storage_path>/<name>/`: `experiment.yaml`, Ray's `checkpoint_*` folders,
 `best_model/` (weights + model config) and `val_report/`. Running again with the same
@@ -16,41 +16,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from mmrphys.checkpoints import (
-    EXPERIMENT_FILE,
-    CheckpointError,
-    check_same_variant,
-    load_weights,
-    read_training_state,
-    save_model,
-    save_training_state,
-)
+from mmrphys.checkpoints import EXPERIMENT_FILE, CheckpointError, check_same_variant
 from mmrphys.config import ExperimentConfig
-from mmrphys.training import (
-    ValidationOutput,
-    build_optimizer,
-    build_scheduler,
-    predict_chunks,
-    train_epoch,
-    validation_metrics,
-)
 
 MLFLOW_RUN_FILE = "mlflow_run.json"
 HISTORY_FILE = "history.jsonl"
 BEST_MODEL_DIR = "best_model"
 VAL_REPORT_DIR = "val_report"
-#: validation splits up to this size (decoded float32) are kept in rank 0's memory
-VAL_CACHE_BYTES = 512 * 1024**2
 
 
 class TrainingError(RuntimeError):
@@ -144,174 +122,6 @@ def steps_per_epoch(config: ExperimentConfig) -> int:
     return -(-per_worker // config.train.batch_size)
 
 
-# ---------------------------------------------------------------------------------------
-# the per-worker loop
-
-
-def _restore(model: torch.nn.Module, config: ExperimentConfig) -> dict[str, Any] | None:
-    """Load the latest Ray checkpoint (after a failure or on resume), else `init_from` weights."""
-    import ray.train
-
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            from mmrphys.checkpoints import read_weights
-
-            load_weights(model, read_weights(folder), folder)
-            return read_training_state(folder)
-    if config.train.init_from:
-        from pipelines.models import fetch_model_folder
-        from mmrphys.checkpoints import read_weights
-
-        folder = fetch_model_folder(config.train.init_from)
-        load_weights(model, read_weights(folder), str(folder))
-    return None
-
-
-def _all_reduce_sum(values: list[float]) -> list[float]:
-    if not torch.distributed.is_initialized():
-        return values
-    tensor = torch.tensor(values, dtype=torch.float64)
-    torch.distributed.all_reduce(tensor)
-    return tensor.tolist()
-
-
-def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """One Ray Train worker: restore, then train / validate / checkpoint each epoch."""
-    import ray.train
-    import ray.train.torch
-
-    from mmrphys.model import MMRPhys
-
-    config = ExperimentConfig.from_dict(loop_config["experiment"])
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
-    torch.manual_seed(config.train.seed + rank)
-    tasks, weights = config.model.tasks, config.task_weights
-
-    model = MMRPhys(config.model)
-    state = _restore(model, config)
-    device = ray.train.torch.get_device()
-    model = ray.train.torch.prepare_model(model)
-    bare_model = model.module if hasattr(model, "module") else model
-    optimizer = build_optimizer(model, config.train)
-    scheduler = build_scheduler(optimizer, config.train, loop_config["steps_per_epoch"])
-    start_epoch, best = 0, None
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        start_epoch, best = int(state["epoch"]) + 1, state.get("best_score")
-        if rank == 0:
-            print(f"[mmrphys] resuming at epoch {start_epoch + 1} from the checkpoint of epoch {start_epoch}")
-
-    logger = None
-    if rank == 0 and loop_config.get("mlflow_run_id"):
-        from pipelines.tracking import RunLogger
-
-        logger = RunLogger(loop_config["tracking_uri"], loop_config["mlflow_run_id"])
-
-    train_shard = ray.train.get_dataset_shard("train")
-    val_batches = _validation_batches(ray.train.get_dataset_shard("val"), config, loop_config["val_rows"]) \
-        if rank == 0 else None
-    metric, mode = config.train.checkpoint_metric, config.train.checkpoint_mode
-    for epoch in range(start_epoch, config.train.epochs):
-        started = time.perf_counter()
-        batches = train_shard.iter_torch_batches(
-            batch_size=config.train.batch_size,
-            dtypes=torch.float32,
-            local_shuffle_buffer_size=config.data.shuffle_buffer or None,
-            local_shuffle_seed=config.train.seed + 1000 * epoch + rank if config.data.shuffle_buffer else None,
-        )
-        stats = train_epoch(model, batches, optimizer, scheduler, tasks=tasks, weights=weights,
-                            train=config.train, device=device)
-        train_seconds = time.perf_counter() - started
-        sums = _all_reduce_sum([stats.loss * stats.samples, float(stats.samples)]
-                               + [stats.task_losses[t] * stats.samples for t in tasks])
-        metrics: dict[str, Any] = {"epoch": epoch, "started_at_epoch": start_epoch}
-        if rank == 0:
-            samples = max(sums[1], 1.0)
-            metrics["train_loss"] = sums[0] / samples
-            metrics.update({f"train_{t}_loss": s / samples for t, s in zip(tasks, sums[2:])})
-            metrics["lr"] = optimizer.param_groups[0]["lr"]
-            metrics["train_seconds"] = train_seconds
-            metrics["train_chunks_per_second"] = sums[1] / train_seconds
-            # the whole val split on rank 0: an even split across workers would drop rows
-            output = predict_chunks(bare_model, val_batches(), tasks=tasks, weights=weights,
-                                    train=config.train, device=device)
-            metrics.update(_validation_metrics(output, config))
-            metrics["epoch_seconds"] = time.perf_counter() - started
-            score = metrics[metric]
-            if best is None or (score < best if mode == "min" else score > best):
-                best = score
-            metrics[f"best_{metric}"] = best
-            print(_progress_line(epoch, config.train.epochs, metrics), flush=True)
-            with open(loop_config["history_file"], "a") as history:
-                history.write(json.dumps(metrics) + "\n")
-            if logger is not None:
-                logger.log_metrics({k: v for k, v in metrics.items() if k not in ("epoch", "started_at_epoch")},
-                                   step=epoch)
-            with tempfile.TemporaryDirectory() as folder:
-                save_model(folder, bare_model.state_dict(), config.model)
-                save_training_state(folder, {
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "epoch": epoch,
-                    "best_score": best,
-                })
-                config.save_yaml(Path(folder) / EXPERIMENT_FILE)
-                (Path(folder) / "metrics.json").write_text(json.dumps(metrics, indent=2))
-                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
-        else:
-            ray.train.report(metrics, checkpoint=None)
-        _maybe_fail(loop_config.get("failure_marker"), config, epoch, rank, world)
-
-
-def _validation_batches(shard, config: ExperimentConfig, rows: int):
-    """A callable giving the val batches; small splits are decoded once and kept in memory.
-
-    Re-streaming a small split every epoch costs more in Ray Data start-up than the
-    inference itself; a large one streams so memory stays bounded.
-    """
-    def stream():
-        return shard.iter_batches(batch_size=config.eval.batch_size, batch_format="numpy")
-
-    m = config.model
-    size = rows * m.in_channels * m.frames * m.resolution**2 * 4
-    if size > VAL_CACHE_BYTES:
-        return stream
-    cached: list = []
-
-    def cached_batches():
-        if not cached:
-            cached.extend(stream())
-        return cached
-
-    return cached_batches
-
-
-def _validation_metrics(output: ValidationOutput, config: ExperimentConfig) -> dict[str, float]:
-    if output.samples == 0:
-        raise TrainingError(f"{config.data.shards}: split {config.data.val_split!r} yielded no chunks")
-    return validation_metrics(output, config.eval, config.model.tasks)
-
-
-def _progress_line(epoch: int, epochs: int, metrics: dict[str, Any]) -> str:
-    shown = ("train_loss", "val_loss", "val_hr_mae", "val_rr_mae", "val_rate_mae")
-    parts = [f"{k}={metrics[k]:.3f}" for k in shown if k in metrics]
-    return f"[mmrphys] epoch {epoch + 1}/{epochs} " + " ".join(parts) + f" ({metrics['epoch_seconds']:.0f}s)"
-
-
-def _maybe_fail(marker: str | None, config: ExperimentConfig, epoch: int, rank: int, world: int) -> None:
-    """The fault drill: the last worker dies abruptly, once, after this epoch's report."""
-    if config.train.simulate_worker_failure != epoch or rank != world - 1 or not marker:
-        return
-    if os.path.exists(marker):
-        return
-    Path(marker).write_text(f"worker {rank} exited after epoch {epoch}\n")
-    print(f"[mmrphys] fault drill: worker {rank} exits after epoch {epoch + 1}", flush=True)
-    os._exit(1)
-
 
 # ---------------------------------------------------------------------------------------
 # the trainer and the run around it
@@ -335,6 +145,7 @@ def build_trainer(
     from ray.train.torch import TorchTrainer
 
     from pipelines.data import load_split
+    from pipelines.train_worker import train_loop_per_worker
 
     storage = Path(storage_path).resolve()
     common = dict(resolution=config.model.resolution, modality=config.model.modality,
