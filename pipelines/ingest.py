@@ -1,8 +1,8 @@
 """Ingest a dataset into validated, subject-split Parquet chunk shards with Ray Data.
 
-One Ray task per recording decodes it, finds the face (the recording's own boxes, or the
-Haar detector), crops and aligns RGB, thermal and labels, cuts chunks, validates them and
-writes one shard per recording (`shards/<recording>.parquet`) with a sidecar
+One Ray task per recording (`pipelines.ingest_recording`) decodes it, finds the face (the
+recording's own boxes, or the Haar detector), crops and aligns RGB, thermal and labels,
+cuts chunks, validates them and writes one shard per recording (`shards/<recording>.parquet`) with a sidecar
 `<recording>.json` holding its outcome. `SHARDS_DIR/manifest.json` then gathers the
 subject splits, counts, the ingest config and a validation report of every rejected
 recording and chunk with its reason.
@@ -18,28 +18,18 @@ import dataclasses
 import datetime
 import hashlib
 import json
-import os
 import pickle
-import re
-import traceback
-import uuid
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from mmrphys.config import Config, ConfigError
-from mmrphys.data.chunking import check_chunk, chunk_starts, label_rate
 from mmrphys.data.datasets import read_dataset
-from mmrphys.data.recording import DatasetError, Recording
-from mmrphys.data.schema import SCHEMA_VERSION, encode_clip, rows_to_table
-from mmrphys.data.video import NoFaceError, crop_resize, detect_faces, smooth_boxes, square_boxes, thermal_boxes
+from mmrphys.data.recording import DatasetError
+from mmrphys.data.schema import SCHEMA_VERSION
 from pipelines.data import MANIFEST, SPLITS
-
-SHARDS = "shards"
-#: largest magnitude float16 stores with better than 1-unit resolution
-_FLOAT16_EXACT_LIMIT = 2048.0
+from pipelines.ingest_recording import SHARDS, atomic_write_json, ingest_recording, shard_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,183 +135,6 @@ def split_by_folds(subjects: list[str], folds: int, seed: int) -> list[dict[str,
     return out
 
 
-# ---------------------------------------------------------------- one recording (a Ray task)
-
-
-def shard_name(recording_id: str) -> str:
-    """File-system-safe, unique name for a recording's shard."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", recording_id.replace("/", "__"))
-    return f"{safe}-{hashlib.sha1(recording_id.encode()).hexdigest()[:8]}"
-
-
-def _atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _atomic_write_json(path: Path, data: Any) -> None:
-    _atomic_write_bytes(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
-
-
-def _face_boxes(recording: Recording, rgb: np.ndarray, config: IngestConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame crop boxes and a per-frame flag of whether a face was found."""
-    n, height, width = rgb.shape[:3]
-    if recording.pre_cropped:
-        return np.tile([0.0, 0.0, width, height], (n, 1)), np.ones(n, bool)
-    if recording.load_face_boxes is not None:
-        boxes = np.asarray(recording.load_face_boxes(), np.float64)
-        if boxes.ndim != 2 or boxes.shape[1] != 4 or len(boxes) < n:
-            raise DatasetError(f"{recording.source}: face boxes have shape {boxes.shape}, expected ({n}, 4)")
-        boxes, found = boxes[:n], np.ones(n, bool)
-    else:
-        try:
-            boxes, found = detect_faces(rgb, every=config.detect_every)
-        except NoFaceError as err:
-            raise NoFaceError(f"{recording.source}: {err}") from None
-    return smooth_boxes(square_boxes(boxes, config.box_scale), config.smooth_frames), found
-
-
-def _ingest_recording(recording: Recording, config: IngestConfig, shard: Path) -> dict:
-    """Decode, crop, chunk, validate and write one recording. Returns its report entry."""
-    entry: dict[str, Any] = {"warnings": [], "rejected_chunks": []}
-    if not np.isfinite(recording.fps) or not 1.0 <= recording.fps <= 1000.0:
-        raise DatasetError(f"{recording.source}: implausible frame rate {recording.fps} fps")
-    rgb = recording.load_rgb()
-    if rgb.ndim != 4 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8 or len(rgb) == 0:
-        raise DatasetError(f"{recording.source}: RGB frames must be uint8 (T, H, W, 3), got {rgb.dtype} {rgb.shape}")
-    n = len(rgb)
-    thermal = recording.load_thermal() if recording.load_thermal is not None else None
-    if thermal is not None:
-        if thermal.ndim != 3:
-            raise DatasetError(f"{recording.source}: thermal frames must be (T, H, W), got {thermal.shape}")
-        if len(thermal) != n:
-            if abs(len(thermal) - n) > config.max_frame_mismatch:
-                raise DatasetError(
-                    f"{recording.source}: RGB has {n} frames, thermal has {len(thermal)} "
-                    f"(allowed difference {config.max_frame_mismatch})"
-                )
-            entry["warnings"].append(f"RGB {n} and thermal {len(thermal)} frames: cut to the shorter")
-            n = min(n, len(thermal))
-    labels = recording.load_labels()
-    if "bvp" not in labels:
-        raise DatasetError(f"{recording.source}: the recording has no BVP labels")
-    quality = np.asarray(labels["quality"], np.float64) if "quality" in labels else None
-    labels = {k: np.asarray(labels[k], np.float64) for k in ("bvp", "rsp") if k in labels}
-    for name, values in labels.items():
-        # a label track may end up to one frame early (time-stamp rounding), not more
-        if len(values) < n - 1:
-            raise DatasetError(
-                f"{recording.source}: {name} labels cover {len(values)} frames "
-                f"({len(values) / recording.fps:.1f} s), the video has {n} ({n / recording.fps:.1f} s)"
-            )
-        if len(values) > n + recording.fps:
-            entry["warnings"].append(f"{name} labels run {(len(values) - n) / recording.fps:.1f} s past the video: cut")
-    n = min([n] + [len(v) for v in labels.values()])
-
-    boxes, found = _face_boxes(recording, rgb[:n], config)
-    entry["frames_without_face"] = int(n - found[:n].sum())
-    rgb_shape = rgb.shape[1:3]
-    clips = crop_resize(rgb[:n], boxes[:n], config.size)
-    del rgb
-    thermal_clips, thermal_dtype = None, None
-    if thermal is not None:
-        thermal_clips = crop_resize(thermal[:n], thermal_boxes(boxes[:n], rgb_shape, thermal.shape[1:3]), config.size)
-        # float16 resolves temperatures in degrees finely; raw sensor counts need float32
-        thermal_dtype = "float16" if np.nanmax(np.abs(thermal_clips)) < _FLOAT16_EXACT_LIMIT else "float32"
-        del thermal
-
-    rows = []
-    for index, start in enumerate(chunk_starts(n, config.chunk_frames, config.overlap)):
-        span = slice(start, start + config.chunk_frames)
-        chunk_labels = {k: v[span] for k, v in labels.items()}
-        reason = check_chunk(chunk_labels, found[span], config.max_no_face,
-                             quality[span] if quality is not None else None, config.min_quality)
-        if reason:
-            entry["rejected_chunks"].append({"chunk_index": index, "start_frame": start, "reason": reason})
-            continue
-        rows.append({
-            "dataset": recording.dataset,
-            "subject": recording.subject,
-            "session": recording.session,
-            "recording_id": recording.recording_id,
-            "chunk_index": index,
-            "start_frame": start,
-            "fps": float(recording.fps),
-            "frames": config.chunk_frames,
-            "size": config.size,
-            "rgb": encode_clip(clips[span], config.rgb_dtype),
-            "rgb_dtype": config.rgb_dtype,
-            "thermal": encode_clip(thermal_clips[span], thermal_dtype) if thermal_clips is not None else None,
-            "thermal_dtype": thermal_dtype,
-            "thermal_unit": recording.thermal_unit if thermal_clips is not None else None,
-            "bvp": chunk_labels["bvp"].astype(np.float32),
-            "rsp": chunk_labels["rsp"].astype(np.float32) if "rsp" in chunk_labels else None,
-            "hr_bpm": label_rate(chunk_labels["bvp"], recording.fps, "bvp"),
-            "rr_bpm": label_rate(chunk_labels["rsp"], recording.fps, "rsp") if "rsp" in chunk_labels else None,
-            "face_found": float(np.mean(found[span])),
-        })
-    total = len(rows) + len(entry["rejected_chunks"])
-    if total == 0:
-        raise DatasetError(
-            f"{recording.source}: {n} usable frames, shorter than one chunk of {config.chunk_frames}"
-        )
-    if not rows:
-        raise DatasetError(f"{recording.source}: all {total} chunks rejected (see rejected_chunks)")
-    _atomic_write_bytes(shard, lambda tmp: pq.write_table(rows_to_table(rows), tmp))
-    entry.update(
-        status="accepted",
-        chunks=len(rows),
-        frames=n,
-        has_thermal=thermal_clips is not None,
-        has_rsp="rsp" in labels,
-    )
-    return entry
-
-
-def ingest_recording(row: dict, config: dict, shards_dir: str) -> dict:
-    """Ray Data map function: ingest the pickled Recording in `row`, write its shard and
-    sidecar, and return the sidecar's content (as JSON text) for progress reporting.
-
-    Bad input becomes a rejection with its reason; nothing escapes as a bare crash.
-    """
-    recording: Recording = pickle.loads(row["recording"])
-    ingest_config = IngestConfig.from_dict(config)
-    name = shard_name(recording.recording_id)
-    shard = Path(shards_dir) / f"{name}.parquet"
-    entry: dict[str, Any]
-    try:
-        entry = _ingest_recording(recording, ingest_config, shard)
-    except DatasetError as err:
-        entry = {"status": "rejected", "reason": str(err), "chunks": 0}
-    except Exception as err:  # a bug or an unforeseen input: keep the context, reject the recording
-        entry = {
-            "status": "rejected",
-            "reason": f"unexpected {type(err).__name__} while ingesting {recording.source}: {err}",
-            "traceback": traceback.format_exc(),
-            "chunks": 0,
-        }
-    entry.update(
-        recording_id=recording.recording_id,
-        dataset=recording.dataset,
-        subject=recording.subject,
-        session=recording.session,
-        source=str(recording.source),
-        fps=float(recording.fps),
-        shard=f"{SHARDS}/{name}.parquet" if entry["status"] == "accepted" else None,
-        shard_key=ingest_config.shard_key(),
-    )
-    entry.setdefault("warnings", [])
-    entry.setdefault("rejected_chunks", [])
-    if entry["status"] != "accepted":
-        shard.unlink(missing_ok=True)
-    _atomic_write_json(shard.with_suffix(".json"), entry)
-    return {"entry": json.dumps(entry)}
-
-
 # ---------------------------------------------------------------- the whole dataset
 
 
@@ -408,7 +221,7 @@ def ingest(
             bar.close()
 
     manifest = _manifest(dataset, root, config, [entries[i] for i in ids], folds, splits)
-    _atomic_write_json(out / MANIFEST, manifest)
+    atomic_write_json(out / MANIFEST, manifest)
     if manifest["counts"]["accepted_recordings"] == 0:
         raise DatasetError(
             f"{root}: all {len(ids)} recordings were rejected; see the validation report in {out / MANIFEST}"

@@ -17,13 +17,8 @@ from mmrphys.config import ConfigError
 from mmrphys.data.recording import DatasetError
 from mmrphys.data.schema import check_shard
 from mmrphys.data.synthetic import SyntheticConfig, generate_dataset
-from pipelines.ingest import (
-    IngestConfig,
-    _atomic_write_bytes,
-    ingest,
-    split_by_fraction,
-    split_by_folds,
-)
+from pipelines.ingest import IngestConfig, ingest, split_by_fraction, split_by_folds
+from pipelines.ingest_recording import atomic_write_bytes
 
 CONFIG = IngestConfig(chunk_frames=40, detect_every=10)
 GOOD = ["S01", "S02", "S03", "S04"]
@@ -194,7 +189,7 @@ def test_an_interrupted_write_leaves_no_file(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        _atomic_write_bytes(target, crash)
+        atomic_write_bytes(target, crash)
     assert list(tmp_path.iterdir()) == []
 
 
