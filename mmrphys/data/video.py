@@ -31,6 +31,15 @@ class NoFaceError(DatasetError):
     """The face detector found no face in any frame it checked."""
 
 
+def declared_fps(path: str | Path) -> float:
+    """The frame rate a video's container declares, without decoding; 0.0 when OpenCV
+    cannot open the file. Callers decide what a missing or odd rate means."""
+    capture = cv2.VideoCapture(str(path))
+    fps = float(capture.get(cv2.CAP_PROP_FPS)) if capture.isOpened() else 0.0
+    capture.release()
+    return fps
+
+
 def read_video(path: str | Path) -> tuple[np.ndarray, float]:
     """Decode a whole video file: (uint8 RGB frames (T, H, W, 3), container fps).
 

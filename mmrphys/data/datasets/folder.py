@@ -35,7 +35,7 @@ from typing import Iterator
 import numpy as np
 
 from mmrphys.data.recording import DatasetError, Recording
-from mmrphys.data.video import read_frames, read_video, resample_labels
+from mmrphys.data.video import declared_fps, read_frames, read_video, resample_labels
 
 VIDEO_SUFFIXES = (".avi", ".mkv", ".mp4", ".mov")
 META_FILE, LABELS_FILE, BOXES_FILE = "meta.json", "labels.csv", "face_boxes.csv"
@@ -109,11 +109,7 @@ def _recording(folder: Path) -> Recording:
 
 
 def _video_fps(path: Path) -> float:
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    fps = float(capture.get(cv2.CAP_PROP_FPS)) if capture.isOpened() else 0.0
-    capture.release()
+    fps = declared_fps(path)
     if not math.isfinite(fps) or fps <= 0:
         raise DatasetError(f"{path}: the video declares no frame rate; give 'fps' in {META_FILE}")
     return fps

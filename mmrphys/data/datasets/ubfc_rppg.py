@@ -36,7 +36,7 @@ from mmrphys.data.datasets.common import (
     require_file,
 )
 from mmrphys.data.recording import DatasetError, Recording
-from mmrphys.data.video import read_video
+from mmrphys.data.video import declared_fps, read_video
 
 DATASET = "ubfc-rppg"
 VIDEO = "vid.avi"
@@ -165,7 +165,5 @@ def _declared_fps(video: Path) -> float:
     (its loaders then report the problem when the recording is ingested)."""
     if not video.is_file():
         return NOMINAL_FPS
-    capture = cv2.VideoCapture(str(video))
-    fps = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else 0.0
-    capture.release()
-    return float(fps) if fps > 0 else NOMINAL_FPS
+    fps = declared_fps(video)
+    return fps if fps > 0 else NOMINAL_FPS
