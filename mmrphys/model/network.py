@@ -43,6 +43,29 @@ def output_frames(input_frames: int) -> int | None:
     return None
 
 
+def check_clip_shape(shape: tuple[int, ...], config: ModelConfig) -> int:
+    """Check a 5-D clip shape (B, C, T, H, W) against `config`; return the output length T.
+
+    Shared by the PyTorch model and the ONNX runner, so both reject the same clips with
+    the same words.
+    """
+    _, channels, frames, height, width = shape
+    if channels != config.in_channels:
+        raise InputError(
+            f"input clip: expected {config.in_channels} channels for modality "
+            f"{config.modality!r} ({MODALITY_DESCRIPTION[config.modality]}), got {channels}"
+        )
+    if (height, width) != (config.resolution, config.resolution):
+        raise InputError(
+            f"input clip: expected {config.resolution}x{config.resolution} frames for resolution "
+            f"{config.resolution}, got {height}x{width}"
+        )
+    t = output_frames(frames)
+    if t is None:
+        raise InputError(f"input clip: the model cannot take {frames} frames; expected {valid_frame_counts(config.frames)}")
+    return t
+
+
 class MMRPhys(nn.Module):
     """MMRPhys built from a ModelConfig.
 
@@ -119,24 +142,10 @@ class MMRPhys(nn.Module):
 
     def check_input(self, x: torch.Tensor) -> int:
         """Validate a raw clip; return the output length T."""
-        config = self.config
         if not isinstance(x, torch.Tensor) or x.dim() != 5:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise InputError(f"input clip: expected a 5-D tensor (B, C, T, H, W), got {shape}")
-        _, channels, frames, height, width = x.shape
-        if channels != config.in_channels:
-            raise InputError(
-                f"input clip: expected {config.in_channels} channels for modality "
-                f"{config.modality!r} ({MODALITY_DESCRIPTION[config.modality]}), got {channels}"
-            )
-        if (height, width) != (config.resolution, config.resolution):
-            raise InputError(
-                f"input clip: expected {config.resolution}x{config.resolution} frames for resolution "
-                f"{config.resolution}, got {height}x{width}"
-            )
-        t = output_frames(frames)
-        if t is None:
-            raise InputError(f"input clip: the model cannot take {frames} frames; expected {valid_frame_counts(config.frames)}")
+        t = check_clip_shape(tuple(x.shape), self.config)
         if not torch.compiler.is_compiling() and x.is_floating_point() and not torch.isfinite(x).all():
             bad = int((~torch.isfinite(x)).sum())
             raise InputError(f"input clip: {bad} non-finite values (NaN or inf); expected finite frame values")

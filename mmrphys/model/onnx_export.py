@@ -19,7 +19,7 @@ from torch import nn
 
 from mmrphys.config import ModelConfig
 from mmrphys.model.blocks import front_end
-from mmrphys.model.network import MODALITY_DESCRIPTION, InputError, MMRPhys, output_frames, valid_frame_counts
+from mmrphys.model.network import InputError, MMRPhys, check_clip_shape
 
 OPSET = 18
 METADATA_KEY = "mmrphys_model_config"
@@ -93,22 +93,10 @@ def run_onnx(session_or_path, clip: np.ndarray) -> dict[str, np.ndarray]:
     clip = np.asarray(clip, dtype=np.float32)
     if clip.ndim != 5:
         raise InputError(f"input clip: expected a 5-D array (B, C, T, H, W), got shape {clip.shape}")
-    _, channels, frames, height, width = clip.shape
-    if channels != config.in_channels:
-        raise InputError(
-            f"input clip: expected {config.in_channels} channels for modality {config.modality!r} "
-            f"({MODALITY_DESCRIPTION[config.modality]}), got {channels}"
-        )
-    if (height, width) != (config.resolution, config.resolution):
-        raise InputError(
-            f"input clip: expected {config.resolution}x{config.resolution} frames, got {height}x{width}"
-        )
-    t = output_frames(frames)
-    if t is None:
-        raise InputError(f"input clip: the model cannot take {frames} frames; expected {valid_frame_counts(config.frames)}")
+    t = check_clip_shape(clip.shape, config)
     if not np.isfinite(clip).all():
         raise InputError("input clip: non-finite values (NaN or inf); expected finite frame values")
-    if frames == t:
+    if clip.shape[2] == t:
         clip = np.concatenate([clip, clip[:, :, -1:]], axis=2)
     outputs = session.run(None, {"video": clip})
     return dict(zip(config.tasks, outputs))
