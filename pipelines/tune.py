@@ -281,7 +281,6 @@ def _tuner(base: ExperimentConfig, search: SearchConfig, space: dict[str, Any], 
             # a search algorithm given here must carry the concurrency limit itself
             search_alg=BasicVariantGenerator(random_state=search.seed, max_concurrent=search.max_concurrent_trials),
             num_samples=search.num_samples,
-            max_concurrent_trials=search.max_concurrent_trials,
             trial_dirname_creator=lambda trial: trial.trial_id,
         ),
         run_config=tune.RunConfig(
@@ -335,8 +334,13 @@ def _finish(tuner, base: ExperimentConfig, search: SearchConfig, search_dir: Pat
                                 "trials_stopped_early": sum(r["status"] == "stopped early" for r in rows)})
             logger.set_tags({"best_trial": best["trial_id"], "best_run_id": best.get("mlflow_run_id", "")})
             if search.register_as:
-                champion = _register_champion(best, search, uri)
-                logger.set_tags({"champion": f"models:/{search.register_as}/{champion['version']}"})
+                try:
+                    champion = _register_champion(best, search, uri)
+                    logger.set_tags({"champion": f"models:/{search.register_as}/{champion['version']}"})
+                except SearchError as err:
+                    # the search itself succeeded: keep its results, say why nothing was registered
+                    print(f"[mmrphys] champion not registered: {err}", flush=True)
+                    logger.set_tags({"champion_error": str(err)[:5000]})
     except BaseException:
         if logger is not None:
             logger.finish("FAILED")
