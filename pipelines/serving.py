@@ -57,20 +57,12 @@ def clip_rates(waveforms: dict[str, np.ndarray], fps: float, profile: str = "def
 
     NaN for a clip too short for the task's band (e.g. RR from a 6 s clip) or constant.
     """
-    from mmrphys.metrics import SignalError, WindowTooShortError, window_rates
+    from mmrphys.metrics import waveform_rates
 
     rates = {}
     for task, values in waveforms.items():
         values = np.atleast_2d(np.asarray(values, dtype=np.float64))
-        out = np.full(len(values), np.nan)
-        for i, row in enumerate(values):
-            try:
-                # scored against itself: only the prediction's own rate is read
-                out[i] = window_rates(row, row, fps, task, profile=profile).rate_pred
-            except WindowTooShortError:
-                break
-            except SignalError:
-                continue
+        out = waveform_rates(values, fps, task, profile=profile)
         rates[RATE_OUTPUTS[task]] = out
     return rates
 
