@@ -24,6 +24,7 @@ from typing import Any
 
 from mmrphys.checkpoints import EXPERIMENT_FILE, CheckpointError, check_same_variant
 from mmrphys.config import ExperimentConfig
+from mmrphys.host_memory import reuse_env
 
 MLFLOW_RUN_FILE = "mlflow_run.json"
 HISTORY_FILE = "history.jsonl"
@@ -182,6 +183,7 @@ def build_trainer(
             storage_path=str(storage),
             callbacks=list(callbacks),
             failure_config=ray.train.FailureConfig(max_failures=config.train.max_failures),
+            worker_runtime_env=worker_runtime_env(config),
             checkpoint_config=ray.train.CheckpointConfig(
                 num_to_keep=config.train.keep_checkpoints,
                 checkpoint_score_attribute=config.train.checkpoint_metric,
@@ -192,6 +194,12 @@ def build_trainer(
         # only the training split is divided among workers; rank 0 validates on all of val
         dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
     )
+
+
+def worker_runtime_env(config: ExperimentConfig) -> dict[str, Any] | None:
+    """The training workers' runtime env: glibc tunables that keep freed memory for reuse
+    (set at process start: the loop runs in a thread, which mallopt cannot reach)."""
+    return {"env_vars": reuse_env()} if config.train.reuse_host_memory else None
 
 
 def default_run_name(config: ExperimentConfig) -> str:

@@ -25,6 +25,7 @@ from mmrphys.checkpoints import (
     save_training_state,
 )
 from mmrphys.config import ExperimentConfig
+from mmrphys.host_memory import started_with_reuse
 from mmrphys.training import (
     ValidationOutput,
     build_optimizer,
@@ -99,6 +100,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         from pipelines.tracking import RunLogger
 
         logger = RunLogger(loop_config["tracking_uri"], loop_config["mlflow_run_id"])
+        # what the worker process really started with (TrainConfig.reuse_host_memory)
+        logger.set_tags({"host_memory_reuse": started_with_reuse()})
 
     train_shard = ray.train.get_dataset_shard("train")
     val_batches = _validation_batches(ray.train.get_dataset_shard("val"), config, loop_config["val_rows"]) \

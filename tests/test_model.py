@@ -366,22 +366,39 @@ def test_model_needs_a_model_config():
         MMRPhys({"resolution": 9})
 
 
-@pytest.mark.parametrize("name", ["SNF", "LEF"])
-def test_channels_last_path_has_the_plain_numerics(name):
+def _outputs_and_grads(config: ModelConfig, x: torch.Tensor, labels: dict) -> tuple[dict, list, dict]:
+    """Training outputs, weight gradients, eval outputs (same seeds: same weights, dropout)."""
     torch.manual_seed(1)
-    config = variant(name, frames=8, dropout=0.0)
-    model = MMRPhys(config).double().train()
-    x = torch.rand(2, config.in_channels, 8, config.resolution, config.resolution, dtype=torch.float64) * 255
-    labels = labels_for(dtype=torch.float64)
-    results = []
-    for channels_last in (True, False):
-        model.channels_last = channels_last
-        model.zero_grad()
-        out = model(x, labels)
-        (out["bvp"].square().sum() + out["rsp"].square().sum()).backward()
-        results.append((out, [p.grad.clone() for p in model.parameters()]))
-    (fast, fast_grads), (plain, plain_grads) = results
-    for task in ("bvp", "rsp"):
-        torch.testing.assert_close(fast[task], plain[task], rtol=1e-10, atol=1e-10)
-    for a, b in zip(fast_grads, plain_grads):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    model = MMRPhys(config).to(x.dtype).train()
+    out = model(x, labels)
+    sum(o.square().sum() for o in out.values()).backward()
+    with torch.no_grad():
+        evaluated = model.eval()(x)
+    return out, [p.grad for p in model.parameters()], evaluated
+
+
+@pytest.mark.parametrize("name,modality", [("SNF", "rgbt"), ("LEF", "rgb"), ("MLF", "rgbt"), ("SEF", "thermal")])
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-9), (torch.float32, 2e-4)])
+def test_fused_kernels_compute_the_stock_modules_function(name, modality, dtype, tol):
+    """Channels-last activations with the fused Tanh+InstanceNorm give the stock modules'
+    outputs and weight gradients, in training (TSFM fed labels, dropout) and in eval."""
+    stock = variant(name, modality=modality, frames=8, kernels="stock")
+    x = torch.rand(2, stock.in_channels, 9, stock.resolution, stock.resolution, dtype=dtype) * 255
+    labels = labels_for(dtype=dtype)
+    results = [_outputs_and_grads(c, x, labels) for c in (stock, stock.with_overrides(["kernels=fused"]))]
+    (plain, plain_grads, plain_eval), (fused, fused_grads, fused_eval) = results
+    for task in plain:
+        torch.testing.assert_close(fused[task], plain[task], rtol=tol, atol=tol)
+        torch.testing.assert_close(fused_eval[task], plain_eval[task], rtol=tol, atol=tol)
+    for a, b in zip(fused_grads, plain_grads):
+        # relative to each gradient's scale: the loss sums squares over whole outputs
+        torch.testing.assert_close(a / b.abs().max(), b / b.abs().max(), rtol=tol, atol=tol)
+
+
+def test_auto_kernels_fuse_on_cpu_only_in_float32_and_float64():
+    from mmrphys.model.blocks import use_fused
+
+    cpu = torch.zeros(1)
+    assert use_fused("auto", cpu) and use_fused("auto", cpu.double()) and use_fused("fused", cpu)
+    assert not use_fused("stock", cpu) and not use_fused("auto", cpu.bfloat16())
+    assert not use_fused("auto", torch.zeros(1, device="meta"))

@@ -50,6 +50,8 @@ def test_mlflow_run_has_params_metric_history_artifacts_and_model(trained_run):
     run = mlflow_client.get_run(trained_run.result.mlflow_run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["model.resolution"] == "9" and run.data.params["train.workers"] == "2"
+    # the workers really started with malloc's freed memory kept for reuse (mmrphys.host_memory)
+    assert run.data.tags["host_memory_reuse"] == "True"
     history = mlflow_client.get_metric_history(run.info.run_id, "val_hr_mae")
     assert [m.step for m in history] == [0, 1]
     assert {"train_loss", "val_loss", "val_rr_mae", "val_rate_mae", "best_val_hr_mae"} <= set(run.data.metrics)

@@ -12,17 +12,37 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmrphys.config import Kernels
+from mmrphys.model.fused_norm import tanh_instance_norm
+
 Triple = tuple[int, int, int]
 
 #: eps of every instance norm in the reference (PyTorch's default)
 NORM_EPS = 1e-5
 
 
+def use_fused(kernels: Kernels, x: torch.Tensor) -> bool:
+    """Whether to run channels-last activations with the fused Tanh+InstanceNorm for x.
+
+    `auto` fuses on CPU only: the only device where the gain was measured (BENCHMARKS.md
+    "Model speed"). Never under autocast's low-precision dtypes (the stock norm keeps its
+    statistics in float32 there) nor while torch.export / torch.compile trace the model.
+    """
+    if kernels == "stock" or x.dtype not in (torch.float32, torch.float64) or torch.compiler.is_compiling():
+        return False
+    return kernels == "fused" or x.device.type == "cpu"
+
+
 class ConvBlock3D(nn.Module):
-    """Conv3d 3x3x3 without bias -> Tanh -> InstanceNorm3d (no affine, no running stats)."""
+    """Conv3d 3x3x3 without bias -> Tanh -> InstanceNorm3d (no affine, no running stats).
+
+    `kernels` picks how the Tanh+InstanceNorm tail runs (same function either way; see
+    `use_fused`); MMRPhys sets it from its ModelConfig.
+    """
 
     def __init__(self, c_in: int, c_out: int, stride: Triple | int = 1, padding: Triple | int = 0):
         super().__init__()
+        self.kernels: Kernels = "auto"
         self.conv_block_3d = nn.Sequential(
             nn.Conv3d(c_in, c_out, kernel_size=3, stride=stride, padding=padding, bias=False),
             nn.Tanh(),
@@ -30,7 +50,11 @@ class ConvBlock3D(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv_block_3d(x)
+        conv, tanh, norm = self.conv_block_3d
+        z = conv(x)
+        if use_fused(self.kernels, z):
+            return tanh_instance_norm(z, NORM_EPS)
+        return norm(tanh(z))
 
 
 class ConvReLU(nn.Module):

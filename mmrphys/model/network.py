@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from mmrphys.config import ModelConfig
-from mmrphys.model.blocks import front_end
+from mmrphys.model.blocks import ConvBlock3D, front_end, use_fused
 from mmrphys.model.factorization import FeaturesFactorizationModule
 from mmrphys.model.heads import FACTOR_CHANNELS, BVPFeatureExtractor, BVPHead, RSPFeatureExtractor, RSPHead
 from mmrphys.model.layouts import LAYOUTS
@@ -81,9 +81,6 @@ class MMRPhys(nn.Module):
         if not isinstance(config, ModelConfig):
             raise TypeError(f"MMRPhys needs a ModelConfig, got {type(config).__name__}")
         self.config = config
-        # opt-in channels-last activations (same math, float rounding only); measured no
-        # faster on the project's CPU (BENCHMARKS.md "Model speed"), so off by default
-        self.channels_last = False
         layout = LAYOUTS[config.resolution]
         streams = ("rgb", "thermal") if config.fusion == "late" else ("",)
         # extractors before heads: the reference's state-dict order
@@ -98,6 +95,9 @@ class MMRPhys(nn.Module):
             self.rBr_head = RSPHead(
                 layout, config.dropout, streams, self._attention(len(streams), config.rsp_nmf_rank)
             )
+        for module in self.modules():
+            if isinstance(module, ConvBlock3D):
+                module.kernels = config.kernels
 
     def _build_extractors(self, task: str, cls: type[nn.Module], layout) -> None:
         config = self.config
@@ -178,7 +178,8 @@ class MMRPhys(nn.Module):
         x = x.to(dtype=weight.dtype)
         # T frames: the reference's trainer appends a copy of the last frame
         d = front_end(x, append_last=x.shape[2] == frames)
-        if self.channels_last:
+        if use_fused(self.config.kernels, d):
+            # the conv blocks keep this layout from here on (mmrphys.model.fused_norm)
             d = d.contiguous(memory_format=torch.channels_last_3d)
         attend = self.attention_active(labels)
         targets: dict[str, torch.Tensor | None] = {task: None for task in self.config.tasks}

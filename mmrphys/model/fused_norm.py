@@ -1,0 +1,99 @@
+"""Tanh then instance norm in one autograd function: the conv block's tail on CPU.
+
+The reference's block is Conv3d -> Tanh -> InstanceNorm3d. Run with stock modules,
+InstanceNorm3d views its input as (1, B*C, ...), which forces channels-last activations
+back into contiguous memory; the next convolution then runs in the slow contiguous
+layout (its weight gradient 1.5-3x slower on this CPU) or copies back. This computes
+the same function (float rounding aside) in whatever memory layout it is given:
+
+    y = tanh(z);  out = (y - mean) / sqrt(var + eps)   per sample and channel, biased var
+
+and its gradient in closed form,
+
+    dz = (1 - y^2) / sqrt(var + eps) * (g - mean(g) - out * mean(g * out)).
+
+Per-channel sums of products use a batched matrix product (C x C, diagonal kept): with
+C <= 32 channels that is one fast BLAS pass, where an elementwise product and a strided
+reduction would be two slow ones.
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: memory layouts this module keeps: channels-last 3-D first (the fast one on CPU)
+_CHANNELS_LAST = torch.channels_last_3d
+
+
+def _layout(t: torch.Tensor) -> torch.memory_format:
+    # a 1-channel or 1x1x1 tensor is both; treat it as contiguous
+    if t.is_contiguous(memory_format=_CHANNELS_LAST) and not t.is_contiguous():
+        return _CHANNELS_LAST
+    return torch.contiguous_format
+
+
+def _as_matrix(t: torch.Tensor, layout: torch.memory_format) -> tuple[torch.Tensor, int]:
+    """(B, C, T, H, W) as a view (B, N, C) when channels-last, else (B, C, N); and the
+    dimension of N (the one normalised over)."""
+    b, c = t.shape[:2]
+    if layout == _CHANNELS_LAST:
+        return t.permute(0, 2, 3, 4, 1).reshape(b, -1, c), 1
+    return t.reshape(b, c, -1), 2
+
+
+def _from_matrix(m: torch.Tensor, shape: torch.Size, layout: torch.memory_format) -> torch.Tensor:
+    """Inverse of `_as_matrix`: the (B, C, T, H, W) tensor in `layout`, without a copy."""
+    b, c, *rest = shape
+    if layout == _CHANNELS_LAST:
+        return m.reshape(b, *rest, c).permute(0, 4, 1, 2, 3)
+    return m.reshape(shape)
+
+
+def _channel_dot(a: torch.Tensor, b: torch.Tensor, dim: int) -> torch.Tensor:
+    """sum over `dim` of a * b for every (sample, channel), keepdim, via the diagonal of a
+    batched matrix product."""
+    if dim == 1:  # (B, N, C)
+        return torch.bmm(a.transpose(1, 2), b).diagonal(dim1=1, dim2=2).unsqueeze(1)
+    return torch.bmm(a, b.transpose(1, 2)).diagonal(dim1=1, dim2=2).unsqueeze(2)
+
+
+def _normalise(y: torch.Tensor, dim: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(y - mean) * rstd over `dim` of a matrix view, and rstd (keepdim)."""
+    n = y.shape[dim]
+    centred = y - y.sum(dim, keepdim=True) / n
+    rstd = torch.rsqrt(_channel_dot(centred, centred, dim) / n + eps)
+    return centred.mul_(rstd), rstd
+
+
+class _TanhInstanceNorm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, eps: float) -> torch.Tensor:
+        layout = _layout(z)
+        y, dim = _as_matrix(torch.tanh(z), layout)
+        out, rstd = _normalise(y, dim, eps)
+        ctx.save_for_backward(y, out, rstd)
+        ctx.layout, ctx.dim, ctx.shape = layout, dim, z.shape
+        return _from_matrix(out, z.shape, layout)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        y, out, rstd = ctx.saved_tensors
+        dim = ctx.dim
+        g, _ = _as_matrix(grad.contiguous(memory_format=ctx.layout), ctx.layout)
+        n = g.shape[dim]
+        centred = torch.addcmul(g - g.sum(dim, keepdim=True) / n, out, _channel_dot(g, out, dim) / n, value=-1)
+        dz = centred.mul_(rstd).mul_(1 - y.square())
+        return _from_matrix(dz, ctx.shape, ctx.layout), None
+
+
+def tanh_instance_norm(z: torch.Tensor, eps: float) -> torch.Tensor:
+    """InstanceNorm3d(tanh(z)) (no affine, biased variance), in z's memory layout.
+
+    z: (B, C, T, H, W) float32 or float64. Differentiable (once) when z needs a gradient.
+    """
+    if torch.is_grad_enabled() and z.requires_grad:
+        return _TanhInstanceNorm.apply(z, eps)
+    layout = _layout(z)
+    y, dim = _as_matrix(torch.tanh(z), layout)
+    return _from_matrix(_normalise(y, dim, eps)[0], z.shape, layout)
