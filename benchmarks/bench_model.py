@@ -1,11 +1,16 @@
 """MMRPhys speed: training step (batch 4 x 180 frames, TSFM fed the labels, Smooth L1,
-backward, Adam) and single-clip inference, PyTorch and ONNX Runtime.
+backward, Adam) and single-clip inference, for each way of running the same model.
 
-The default plain-layout path and the opt-in channels-last path (`model.channels_last =
-True`) are timed side by side, interleaved within one run so that machine load hits both
-alike, and (unless --no-check) their outputs and gradients are compared to show the
-numerics are unchanged. CPU time is reported beside wall time: on a shared machine it is
-the steadier measure of the work done.
+Four paths, each in its own worker process, their steps interleaved one by one so that
+machine load hits them alike:
+- `stock`: the reference's op sequence with stock PyTorch modules (ModelConfig.kernels =
+  "stock") in a process with glibc's default malloc: what the reference implementation
+  computes on this machine, with the same kernels;
+- `stock+reuse`: the same, in a process started with mmrphys.host_memory.reuse_env();
+- `fused`: channels-last activations and the fused Tanh+InstanceNorm (kernels "fused");
+- `fused+reuse`: both, which is what `mmrphys train` runs on CPU by default.
+Unless --no-check, the fused outputs and weight gradients are compared with the stock
+ones (same weights, same dropout masks) to show the numerics are unchanged.
 
     python benchmarks/bench_model.py                       # LEF, MEF, SEF x RGB, RGB+T
     python benchmarks/bench_model.py --variants SEF --repeats 5 --json out.json
@@ -14,8 +19,8 @@ the steadier measure of the work done.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -27,10 +32,21 @@ from pathlib import Path
 import torch
 
 # this checkout's packages first, not an installed copy of the project
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
+from mmrphys.host_memory import reuse_env
 from mmrphys.losses import multitask_loss
 from mmrphys.model import MMRPhys, export_onnx, run_onnx, variant
+
+#: path name -> (ModelConfig.kernels, start the worker with reuse_env)
+PATHS = {
+    "stock": ("stock", False),
+    "stock+reuse": ("stock", True),
+    "fused": ("fused", False),
+    "fused+reuse": ("fused", True),
+}
+BASELINE, DEFAULT = "stock", "fused+reuse"
 
 
 def machine() -> str:
@@ -40,10 +56,20 @@ def machine() -> str:
         cpu = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
     except (OSError, subprocess.CalledProcessError, StopIteration):
         cpu = platform.processor() or "unknown CPU"
-    text = f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
     if torch.cuda.is_available():
         text += f", GPU {torch.cuda.get_device_name()}"
     return text
+
+
+def inputs(name: str, modality: str, batch: int, frames: int, kernels: str, device: torch.device):
+    """Config, clip (batch, C, frames+1, H, W) and labels, the same in every process."""
+    config = variant(name, modality=modality, frames=frames, kernels=kernels)
+    generator = torch.Generator().manual_seed(0)
+    size = config.resolution
+    clip = torch.rand(batch, config.in_channels, frames + 1, size, size, generator=generator) * 255
+    labels = {t: torch.randn(batch, frames, generator=generator) for t in config.tasks}
+    return config, clip.to(device), {t: v.to(device) for t, v in labels.items()}
 
 
 def sync(device: torch.device) -> None:
@@ -52,8 +78,7 @@ def sync(device: torch.device) -> None:
 
 
 def timed(fn, device: torch.device) -> tuple[float, float]:
-    """(wall seconds, process CPU seconds) of one call; CPU time is less sensitive to other
-    processes competing for the cores."""
+    """(wall seconds, process CPU seconds) of one call."""
     sync(device)
     start, cpu = time.perf_counter(), time.process_time()
     fn()
@@ -61,108 +86,154 @@ def timed(fn, device: torch.device) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def median(samples: list[tuple[float, float]], index: int) -> float:
-    return statistics.median(s[index] for s in samples)
+def peak_memory_gib() -> float:
+    """This process's peak resident memory (VmHWM; ru_maxrss would carry the parent's
+    peak over the fork)."""
+    with open("/proc/self/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    return kib / 2**20
 
 
-def train_step(model, optimizer, clip, labels):
-    def step():
+def worker(spec: dict) -> None:
+    """A worker process: build the model, then answer one JSON command per stdin line."""
+    torch.set_num_threads(spec["threads"])
+    device = torch.device(spec["device"])
+    config, clip, labels = inputs(spec["variant"], spec["modality"], spec["batch"], spec["frames"],
+                                  spec["kernels"], device)
+    torch.manual_seed(0)
+    model = MMRPhys(config).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def train_step():
         optimizer.zero_grad(set_to_none=True)
         loss, _ = multitask_loss(model(clip, labels), labels)
         loss.backward()
         optimizer.step()
 
-    return step
+    def infer():
+        model.eval()
+        with torch.no_grad():
+            model(clip[:1])
+        model.train()
+
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "train":
+            reply = timed(train_step, device)
+        elif command == "infer":
+            reply = timed(infer, device)
+        else:  # "peak": the process's peak resident memory, GiB
+            reply = peak_memory_gib()
+        print(json.dumps(reply), flush=True)
 
 
-def numerics(model: MMRPhys, clip, labels) -> tuple[float, float]:
-    """Max |plain - channels-last| over training outputs and over weight gradients."""
+class Worker:
+    """A worker process for one path, driven over its stdin/stdout."""
+
+    def __init__(self, spec: dict, reuse: bool):
+        env = {**os.environ, **(reuse_env() if reuse else {})}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--worker", json.dumps(spec)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        )
+
+    def ask(self, command: str):
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"benchmark worker exited with {self.process.wait()} on {command!r}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def numerics(name: str, modality: str, batch: int, frames: int, device: torch.device) -> tuple[float, float]:
+    """Max |fused - stock| over training outputs, and over weight gradients relative to
+    each gradient's largest entry (float32, same weights and dropout masks)."""
     results = []
-    for channels_last in (False, True):
-        m = copy.deepcopy(model).train()
-        m.channels_last = channels_last
-        torch.manual_seed(0)  # same dropout masks in both paths
-        out = m(clip, labels)
-        loss, _ = multitask_loss(out, labels)
-        loss.backward()
-        results.append((out, [p.grad for p in m.parameters()]))
+    for kernels in ("stock", "fused"):
+        config, clip, labels = inputs(name, modality, batch, frames, kernels, device)
+        torch.manual_seed(0)
+        model = MMRPhys(config).to(device).train()
+        out = model(clip, labels)
+        multitask_loss(out, labels)[0].backward()
+        results.append((out, [p.grad for p in model.parameters()]))
     (a, ga), (b, gb) = results
     out_diff = max((a[k] - b[k]).abs().max().item() for k in a)
-    grad_diff = max((x - y).abs().max().item() for x, y in zip(ga, gb))
+    grad_diff = max(((x - y).abs().max() / y.abs().max()).item() for x, y in zip(ga, gb))
     return out_diff, grad_diff
 
 
-def bench(
-    name: str, modality: str, batch: int, frames: int, repeats: int, device: torch.device, onnx: bool, check: bool
-) -> dict:
-    torch.manual_seed(0)
-    config = variant(name, modality=modality, frames=frames)
-    size = config.resolution
-    clip = torch.rand(batch, config.in_channels, frames + 1, size, size, device=device) * 255
-    labels = {t: torch.randn(batch, frames, device=device) for t in config.tasks}
-    base = MMRPhys(config).to(device)
-    models = {}
-    for path, channels_last in (("plain", False), ("channels_last", True)):
-        m = copy.deepcopy(base).train()
-        m.channels_last = channels_last
-        models[path] = (m, train_step(m, torch.optim.Adam(m.parameters(), lr=1e-3), clip, labels))
-    single = clip[:1]
-    train = {path: [] for path in models}
-    infer = {path: [] for path in models}
-    for path, (m, step) in models.items():  # warm-up
-        step()
-        with torch.no_grad():
-            m.eval()(single)
-        m.train()
-    for _ in range(repeats):
-        for path, (m, step) in models.items():
-            train[path].append(timed(step, device))
-        for path, (m, _) in models.items():
-            m.eval()
-            with torch.no_grad():
-                infer[path].append(timed(lambda: m(single), device))
-            m.train()
-    out_diff, grad_diff = numerics(base, clip, labels) if check else (float("nan"), float("nan"))
-    row = {
-        "variant": name,
-        "modality": modality,
-        "resolution": size,
-        "train_plain_s": median(train["plain"], 0),
-        "train_fast_s": median(train["channels_last"], 0),
-        "train_plain_cpu_s": median(train["plain"], 1),
-        "train_fast_cpu_s": median(train["channels_last"], 1),
-        "infer_plain_s": median(infer["plain"], 0),
-        "infer_fast_s": median(infer["channels_last"], 0),
-        "max_output_diff": out_diff,
-        "max_grad_diff": grad_diff,
-    }
-    if onnx and device.type == "cpu":
-        with tempfile.TemporaryDirectory() as tmp:
-            import onnxruntime as ort
-
-            path = export_onnx(base.eval(), Path(tmp) / "model.onnx")
-            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            array = single.cpu().numpy()
-            run_onnx(session, array)
-            row["infer_onnx_s"] = median([timed(lambda: run_onnx(session, array), device) for _ in range(repeats)], 0)
+def bench(name: str, modality: str, args: argparse.Namespace) -> dict:
+    spec = dict(variant=name, modality=modality, batch=args.batch, frames=args.frames,
+                threads=args.threads, device=args.device)
+    workers = {path: Worker({**spec, "kernels": kernels}, reuse) for path, (kernels, reuse) in PATHS.items()}
+    try:
+        for w in workers.values():  # warm-up: first-call allocations and kernel choices
+            w.ask("train")
+            w.ask("infer")
+        train = {path: [] for path in workers}
+        infer = {path: [] for path in workers}
+        for _ in range(args.repeats):
+            for path, w in workers.items():
+                train[path].append(w.ask("train"))
+            for path, w in workers.items():
+                infer[path].append(w.ask("infer"))
+        peak = {path: w.ask("peak") for path, w in workers.items()}
+    finally:
+        for w in workers.values():
+            w.close()
+    row = {"variant": name, "modality": modality, "resolution": variant(name, modality=modality).resolution}
+    for path in PATHS:
+        row[f"train_{path}_s"] = statistics.median(t[0] for t in train[path])
+        row[f"train_{path}_cpu_s"] = statistics.median(t[1] for t in train[path])
+        row[f"infer_{path}_s"] = statistics.median(t[0] for t in infer[path])
+        row[f"peak_{path}_gib"] = peak[path]
+    if args.check:
+        row["max_output_diff"], row["max_grad_rel_diff"] = numerics(name, modality, args.batch, args.frames,
+                                                                    torch.device(args.device))
+    if args.onnx and args.device == "cpu":
+        row["infer_onnx_s"] = onnx_latency(name, modality, args)
     return row
 
 
+def onnx_latency(name: str, modality: str, args: argparse.Namespace) -> float:
+    import onnxruntime as ort
+
+    config, clip, _ = inputs(name, modality, 1, args.frames, "stock", torch.device("cpu"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(MMRPhys(config).eval(), Path(tmp) / "model.onnx")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = args.threads
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        array = clip.numpy()
+        run_onnx(session, array)
+        return statistics.median(timed(lambda: run_onnx(session, array), torch.device("cpu"))[0]
+                                 for _ in range(args.repeats))
+
+
 def markdown(rows: list[dict]) -> str:
-    head = (
-        "| variant | input | train step plain (s) | train step channels-last (s) | speed-up (wall / CPU time) | "
-        "inference plain (s) | inference channels-last (s) | ONNX Runtime (s) | max output / grad diff |\n"
-        "|---|---|---|---|---|---|---|---|---|"
-    )
-    lines = [head]
     names = {"rgb": "RGB", "rgbt": "RGB+T", "thermal": "T"}
+    lines = [
+        "| variant | input | " + " | ".join(f"train step {p} (s)" for p in PATHS)
+        + f" | speed-up {DEFAULT} vs {BASELINE} (wall / CPU) | inference {BASELINE} / {DEFAULT} (s) | "
+        "ONNX Runtime (s) | peak memory stock / fused+reuse (GiB) | max output / rel. grad diff |",
+        "|---|---|" + "---|" * (len(PATHS) + 5),
+    ]
     for r in rows:
         onnx = f"{r['infer_onnx_s']:.3f}" if "infer_onnx_s" in r else "-"
+        check = f"{r['max_output_diff']:.1e} / {r['max_grad_rel_diff']:.1e}" if "max_output_diff" in r else "-"
+        speed = (f"{r[f'train_{BASELINE}_s'] / r[f'train_{DEFAULT}_s']:.2f}x / "
+                 f"{r[f'train_{BASELINE}_cpu_s'] / r[f'train_{DEFAULT}_cpu_s']:.2f}x")
         lines.append(
-            f"| {r['variant']} | {names[r['modality']]} {r['resolution']}x{r['resolution']} | {r['train_plain_s']:.2f} | "
-            f"{r['train_fast_s']:.2f} | {r['train_plain_s'] / r['train_fast_s']:.2f}x / "
-            f"{r['train_plain_cpu_s'] / r['train_fast_cpu_s']:.2f}x | {r['infer_plain_s']:.3f} | "
-            f"{r['infer_fast_s']:.3f} | {onnx} | {r['max_output_diff']:.1e} / {r['max_grad_diff']:.1e} |"
+            f"| {r['variant']} | {names[r['modality']]} {r['resolution']}x{r['resolution']} | "
+            + " | ".join(f"{r[f'train_{p}_s']:.2f}" for p in PATHS)
+            + f" | {speed} | {r[f'infer_{BASELINE}_s']:.3f} / {r[f'infer_{DEFAULT}_s']:.3f} | {onnx} | "
+            f"{r[f'peak_{BASELINE}_gib']:.2f} / {r[f'peak_{DEFAULT}_gib']:.2f} | {check} |"
         )
     return "\n".join(lines)
 
@@ -173,25 +244,26 @@ def main() -> None:
     parser.add_argument("--modalities", nargs="+", default=["rgb", "rgbt"])
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--frames", type=int, default=180)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads per worker")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-onnx", dest="onnx", action="store_false")
-    parser.add_argument("--no-check", dest="check", action="store_false", help="skip the plain vs channels-last output/gradient comparison")
+    parser.add_argument("--no-check", dest="check", action="store_false", help="skip the stock vs fused comparison")
     parser.add_argument("--json", default=None, help="also write the rows as JSON here")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    print(f"machine: {machine()}")
+    if args.worker:
+        worker(json.loads(args.worker))
+        return
+    print(f"machine: {machine()}, {args.threads} torch threads per worker")
     rows = []
     for name in args.variants:
         for modality in args.modalities:
-            rows.append(bench(name, modality, args.batch, args.frames, args.repeats, device, args.onnx, args.check))
+            rows.append(bench(name, modality, args))
             print(json.dumps(rows[-1]), flush=True)
     print(markdown(rows))
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
+        Path(args.json).write_text(json.dumps({"machine": machine(), "threads": args.threads, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

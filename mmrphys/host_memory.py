@@ -14,8 +14,8 @@ glibc reads its malloc settings ("tunables") from GLIBC_TUNABLES when a process 
   anyway (a Ray Train loop runs in a thread);
 - transparent huge pages for the heap where the kernel allows them (hugetlb=1): 512x
   fewer faults while the heap first grows.
-The price: a worker keeps its peak memory until it exits (measured ~15% above the
-default's peak at 72x72). glibc ignores tunables it does not know; other C libraries
+The price: a worker keeps its peak memory until it exits (0-15% above the default's
+peak at 72x72 in BENCHMARKS.md, from heap fragmentation). glibc ignores tunables it does not know; other C libraries
 ignore the variable.
 """
 

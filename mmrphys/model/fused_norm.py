@@ -82,8 +82,10 @@ class _TanhInstanceNorm(torch.autograd.Function):
         dim = ctx.dim
         g, _ = _as_matrix(grad.contiguous(memory_format=ctx.layout), ctx.layout)
         n = g.shape[dim]
-        centred = torch.addcmul(g - g.sum(dim, keepdim=True) / n, out, _channel_dot(g, out, dim) / n, value=-1)
-        dz = centred.mul_(rstd).mul_(1 - y.square())
+        # in place after the first subtraction: one activation-sized temporary at a time
+        dz = g - g.sum(dim, keepdim=True) / n
+        dz.addcmul_(out, _channel_dot(g, out, dim) / n, value=-1).mul_(rstd)
+        dz.mul_(torch.square(y).neg_().add_(1))
         return _from_matrix(dz, ctx.shape, ctx.layout), None
 
 
