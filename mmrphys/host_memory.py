@@ -15,8 +15,8 @@ glibc reads its malloc settings ("tunables") from GLIBC_TUNABLES when a process 
 - transparent huge pages for the heap where the kernel allows them (hugetlb=1): 512x
   fewer faults while the heap first grows.
 The price: a worker keeps its peak memory until it exits (0-15% above the default's
-peak at 72x72 in BENCHMARKS.md, from heap fragmentation). glibc ignores tunables it does not know; other C libraries
-ignore the variable.
+peak at 72x72 in BENCHMARKS.md, from heap fragmentation). glibc ignores tunables it does
+not know; other C libraries ignore the variable.
 """
 
 from __future__ import annotations
