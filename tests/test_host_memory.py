@@ -28,3 +28,12 @@ def test_reuse_env_keeps_the_users_tunables_last_so_they_win():
     assert reuse_env({"GLIBC_TUNABLES": own})["GLIBC_TUNABLES"] == f"{REUSE_TUNABLES}:{own}"
     assert started_with_reuse(reuse_env({"GLIBC_TUNABLES": own}))
     assert not started_with_reuse({"GLIBC_TUNABLES": own}) and not started_with_reuse({})
+
+
+def test_training_workers_get_the_tunables_unless_switched_off():
+    from mmrphys.config import ExperimentConfig
+    from pipelines.train import worker_runtime_env
+
+    config = ExperimentConfig()
+    assert started_with_reuse(worker_runtime_env(config)["env_vars"])
+    assert worker_runtime_env(config.with_overrides(["train.reuse_host_memory=false"])) is None
