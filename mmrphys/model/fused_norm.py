@@ -65,12 +65,18 @@ def _normalise(y: torch.Tensor, dim: int, eps: float) -> tuple[torch.Tensor, tor
     return centred.mul_(rstd), rstd
 
 
+def _tanh_normalise(z: torch.Tensor, eps: float):
+    """The forward pass on matrix views: (y, out, rstd, layout, dim)."""
+    layout = _layout(z)
+    y, dim = _as_matrix(torch.tanh(z), layout)
+    out, rstd = _normalise(y, dim, eps)
+    return y, out, rstd, layout, dim
+
+
 class _TanhInstanceNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z: torch.Tensor, eps: float) -> torch.Tensor:
-        layout = _layout(z)
-        y, dim = _as_matrix(torch.tanh(z), layout)
-        out, rstd = _normalise(y, dim, eps)
+        y, out, rstd, layout, dim = _tanh_normalise(z, eps)
         ctx.save_for_backward(y, out, rstd)
         ctx.layout, ctx.dim, ctx.shape = layout, dim, z.shape
         return _from_matrix(out, z.shape, layout)
@@ -96,6 +102,5 @@ def tanh_instance_norm(z: torch.Tensor, eps: float) -> torch.Tensor:
     """
     if torch.is_grad_enabled() and z.requires_grad:
         return _TanhInstanceNorm.apply(z, eps)
-    layout = _layout(z)
-    y, dim = _as_matrix(torch.tanh(z), layout)
-    return _from_matrix(_normalise(y, dim, eps)[0], z.shape, layout)
+    _, out, _, layout, _ = _tanh_normalise(z, eps)
+    return _from_matrix(out, z.shape, layout)
