@@ -21,7 +21,8 @@ import numpy as np
 
 from mmrphys import signals
 from mmrphys.data.schema import decode_clips, encode_clip
-from mmrphys.data.synthetic import SyntheticConfig, render
+from mmrphys.config import SyntheticConfig
+from mmrphys.data.synthetic import render
 from mmrphys.data.video import crop_resize, smooth_boxes, square_boxes
 from mmrphys.profiles import get_profile
 from pipelines.data import area_resize
@@ -76,7 +77,8 @@ def precision_snr(recordings: int, seconds: float, config: SyntheticConfig, fps:
 
 def _write_shards(workdir: Path, subjects: int, seconds: float) -> Path:
     from mmrphys.data.synthetic import generate_dataset
-    from pipelines.ingest import IngestConfig, ingest
+    from mmrphys.config import IngestConfig
+    from pipelines.ingest import ingest
 
     raw, shards = workdir / "raw", workdir / "shards"
     generate_dataset(raw, subjects=subjects, seconds=seconds, seed=0)

@@ -39,7 +39,8 @@ def main() -> None:
     import ray
 
     from mmrphys.data.synthetic import generate_dataset
-    from pipelines.ingest import IngestConfig, ingest
+    from mmrphys.config import IngestConfig
+    from pipelines.ingest import ingest
     from pipelines.ray_session import ensure_ray
     from pipelines.train import train
 

@@ -81,7 +81,8 @@ def run_demo(workdir: str | Path = "mmrphys-demo", *, quick: bool = False, track
     """Run the whole pipeline in `workdir`; print progress, a summary and where things went."""
     from mmrphys.data.synthetic import generate_dataset
     from pipelines.evaluate import evaluate, format_summary
-    from pipelines.ingest import IngestConfig, ingest
+    from mmrphys.config import IngestConfig
+    from pipelines.ingest import ingest
     from pipelines.ray_session import ensure_ray
     from pipelines.tracking import resolve_tracking_uri
     from pipelines.train import train

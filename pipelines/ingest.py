@@ -14,87 +14,20 @@ renamed, so an interrupted ingest leaves no half-written file.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
-import hashlib
 import json
 import pickle
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from mmrphys.config import Config, ConfigError
+from mmrphys.config import IngestConfig
 from mmrphys.data.datasets import read_dataset
 from mmrphys.data.recording import DatasetError
 from mmrphys.data.schema import SCHEMA_VERSION
 from pipelines.data import MANIFEST, SPLITS
 from pipelines.ingest_recording import SHARDS, atomic_write_json, ingest_recording, shard_name
-
-
-@dataclasses.dataclass(frozen=True)
-class IngestConfig(Config):
-    """How recordings become chunks, and how subjects are split.
-
-    chunk_frames / overlap: chunk length and the frames consecutive chunks share.
-    size: stored crop size (frames are resized to size x size once, at ingest).
-    rgb_dtype: storage precision of RGB clips (see docs/data.md for the measurement).
-    detect_every / box_scale / smooth_frames: Haar re-detection interval, square-box
-        enlargement and the moving-average window of box smoothing.
-    max_no_face: largest fraction of a chunk's frames without a detected face.
-    max_frame_mismatch: RGB/thermal frame counts may differ by this much (both are then
-        cut to the shorter); beyond it the recording is rejected.
-    min_quality: for datasets with per-frame signal-quality labels (iBVP), the lowest mean
-        quality a chunk may have (the reference drops frames at <= 0.3; we drop whole
-        chunks, keeping every kept chunk continuous in time).
-    split: train/val/test fractions of subjects (ignored when folds > 0).
-    folds: k >= 3 gives k subject folds: fold i tests group i, validates on group i+1.
-    seed: the subject shuffle of the split.
-    """
-
-    chunk_frames: int = 180
-    overlap: int = 0
-    size: int = 72
-    rgb_dtype: Literal["uint8", "float16"] = "uint8"
-    detect_every: int = 30
-    box_scale: float = 1.5
-    smooth_frames: int = 15
-    max_no_face: float = 0.5
-    max_frame_mismatch: int = 0
-    min_quality: float = 0.3
-    split: tuple[float, ...] = (0.7, 0.15, 0.15)
-    folds: int = 0
-    seed: int = 0
-
-    def validate(self) -> None:
-        if self.chunk_frames < 8:
-            raise ConfigError(f"IngestConfig.chunk_frames: must be >= 8, got {self.chunk_frames}")
-        if not 0 <= self.overlap < self.chunk_frames:
-            raise ConfigError(f"IngestConfig.overlap: must be in [0, chunk_frames), got {self.overlap}")
-        if self.size < 8:
-            raise ConfigError(f"IngestConfig.size: must be >= 8, got {self.size}")
-        if self.detect_every < 1 or self.smooth_frames < 1:
-            raise ConfigError("IngestConfig.detect_every and smooth_frames: must be >= 1")
-        if self.box_scale < 1.0:
-            raise ConfigError(f"IngestConfig.box_scale: must be >= 1, got {self.box_scale}")
-        if not 0.0 <= self.min_quality <= 1.0:
-            raise ConfigError(f"IngestConfig.min_quality: must be in [0, 1], got {self.min_quality}")
-        if not 0.0 <= self.max_no_face <= 1.0:
-            raise ConfigError(f"IngestConfig.max_no_face: must be in [0, 1], got {self.max_no_face}")
-        if self.max_frame_mismatch < 0:
-            raise ConfigError("IngestConfig.max_frame_mismatch: must be >= 0")
-        if len(self.split) != 3 or min(self.split) < 0 or self.split[0] <= 0 or abs(sum(self.split) - 1) > 1e-6:
-            raise ConfigError(
-                f"IngestConfig.split: expected three fractions train, val, test >= 0 summing to 1 "
-                f"with train > 0, got {list(self.split)}"
-            )
-        if self.folds and self.folds < 3:
-            raise ConfigError(f"IngestConfig.folds: 0 (use split fractions) or >= 3, got {self.folds}")
-
-    def shard_key(self) -> str:
-        """Hash of the settings that change shard contents (not the split)."""
-        fields = {k: v for k, v in self.to_dict().items() if k not in ("split", "folds", "seed")}
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------- subject splits

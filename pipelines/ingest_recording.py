@@ -17,18 +17,16 @@ import re
 import traceback
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
 
+from mmrphys.config import IngestConfig
 from mmrphys.data.chunking import check_chunk, chunk_starts, label_rate
 from mmrphys.data.recording import DatasetError, Recording
 from mmrphys.data.schema import encode_clip, rows_to_table
 from mmrphys.data.video import NoFaceError, crop_resize, detect_faces, smooth_boxes, square_boxes, thermal_boxes
-
-if TYPE_CHECKING:
-    from pipelines.ingest import IngestConfig
 
 #: the folder under the output directory that holds the shards and their sidecars
 SHARDS = "shards"
@@ -178,7 +176,6 @@ def ingest_recording(row: dict, config: dict, shards_dir: str) -> dict:
 
     Bad input becomes a rejection with its reason; nothing escapes as a bare crash.
     """
-    from pipelines.ingest import IngestConfig
 
     recording: Recording = pickle.loads(row["recording"])
     ingest_config = IngestConfig.from_dict(config)

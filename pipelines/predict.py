@@ -70,7 +70,7 @@ def crop_video(rgb: np.ndarray, thermal: np.ndarray | None, resolution: int, *,
                boxes: np.ndarray | None = None, pre_cropped: bool = False) -> np.ndarray:
     """Face crops as a raw clip (C, T, H, W), RGB channels then thermal, at `resolution`."""
     from mmrphys.data.video import crop_resize, detect_faces, smooth_boxes, square_boxes, thermal_boxes
-    from pipelines.ingest import IngestConfig
+    from mmrphys.config import IngestConfig
 
     ingest = IngestConfig()
     n, height, width = rgb.shape[:3]

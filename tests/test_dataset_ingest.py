@@ -12,7 +12,8 @@ import pytest
 
 from dataset_fixtures import face_frames, write_bp4d, write_ubfc
 from pipelines.data import load_split
-from pipelines.ingest import IngestConfig, ingest
+from mmrphys.config import IngestConfig
+from pipelines.ingest import ingest
 
 pytestmark = pytest.mark.ray
 

@@ -11,7 +11,8 @@ import pytest
 
 from mmrphys.data.datasets import read_dataset
 from mmrphys.data.recording import DatasetError
-from mmrphys.data.synthetic import SyntheticConfig, generate_dataset
+from mmrphys.config import SyntheticConfig
+from mmrphys.data.synthetic import generate_dataset
 
 SMALL = SyntheticConfig(width=64, height=48)
 

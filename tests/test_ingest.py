@@ -16,8 +16,9 @@ import pytest
 from mmrphys.config import ConfigError
 from mmrphys.data.recording import DatasetError
 from mmrphys.data.schema import check_shard
-from mmrphys.data.synthetic import SyntheticConfig, generate_dataset
-from pipelines.ingest import IngestConfig, ingest, split_by_fraction, split_by_folds
+from mmrphys.config import IngestConfig, SyntheticConfig
+from mmrphys.data.synthetic import generate_dataset
+from pipelines.ingest import ingest, split_by_fraction, split_by_folds
 from pipelines.ingest_recording import atomic_write_bytes
 
 CONFIG = IngestConfig(chunk_frames=40, detect_every=10)

@@ -13,9 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from mmrphys.data.synthetic import SyntheticConfig, generate_dataset
+from mmrphys.config import IngestConfig, SyntheticConfig
+from mmrphys.data.synthetic import generate_dataset
 from pipelines.data import DataError, DecodeChunks, check_split, load_split, read_manifest
-from pipelines.ingest import IngestConfig, ingest
+from pipelines.ingest import ingest
 
 T = 40
 

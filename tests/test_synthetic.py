@@ -11,7 +11,8 @@ import pytest
 
 from mmrphys.config import ConfigError
 from mmrphys.data.recording import DatasetError
-from mmrphys.data.synthetic import SyntheticConfig, generate_dataset, render
+from mmrphys.config import SyntheticConfig
+from mmrphys.data.synthetic import generate_dataset, render
 from mmrphys.data.synthetic_waveforms import CsvWaveforms, parametric_waveforms
 from mmrphys.data.video import read_video
 

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from mmrphys.config import ExperimentConfig
-from pipelines.tune import SearchConfig, SearchError, check_search, resume_search, run_search
+from mmrphys.config import SearchConfig
+from pipelines.tune import SearchError, check_search, resume_search, run_search
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

@@ -32,7 +32,8 @@ def make_shards(folder: Path, *, subjects: int = 4, seconds: float = 20.0, split
     `strip` removes the thermal video and the respiration labels: an RGB/BVP-only dataset.
     """
     from mmrphys.data.synthetic import generate_dataset
-    from pipelines.ingest import IngestConfig, ingest
+    from mmrphys.config import IngestConfig
+    from pipelines.ingest import ingest
 
     for recording in generate_dataset(folder / "raw", subjects=subjects, seconds=seconds, fps=30.0, seed=3):
         if strip:

@@ -37,7 +37,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Ingest; print the counts, the rejections and where everything went."""
-    from pipelines.ingest import MANIFEST, IngestConfig, ingest
+    from mmrphys.config import IngestConfig
+    from pipelines.ingest import MANIFEST, ingest
 
     try:
         split = tuple(float(x) for x in args.split.split(","))

@@ -34,7 +34,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render the dataset; print where it went."""
-    from mmrphys.data.synthetic import SyntheticConfig, generate_dataset
+    from mmrphys.config import SyntheticConfig
+    from mmrphys.data.synthetic import generate_dataset
     from mmrphys.data.synthetic_waveforms import CsvWaveforms
 
     try:

@@ -47,7 +47,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def search_config(args: argparse.Namespace):
     """The SearchConfig from the flags given (the rest take their defaults)."""
-    from pipelines.tune import SearchConfig
+    from mmrphys.config import SearchConfig
 
     values = {field: getattr(args, flag) for flag, field in _SEARCH_FLAGS.items() if getattr(args, flag) is not None}
     if args.log_trial_models:

@@ -1,0 +1,47 @@
+"""Typed, validated configuration for every command, one module per section.
+
+Every setting of every command (synthesis, ingest, model, training, tracking, evaluation,
+search) is a field of a frozen dataclass here. A bad value fails before any work starts,
+naming the field and the allowed values; a config loads from YAML, saves with every run,
+and takes `section.field=value` overrides (values parsed as YAML scalars).
+
+    config = ExperimentConfig.load_yaml("configs/demo.yaml", ["train.epochs=3"])
+"""
+
+from mmrphys.config.base import Config, ConfigError
+from mmrphys.config.experiment import (
+    DataConfig,
+    EvalConfig,
+    ExperimentConfig,
+    LossKind,
+    Precision,
+    RateMethod,
+    Scheduler,
+    TrackingConfig,
+    TrainConfig,
+)
+from mmrphys.config.ingest import IngestConfig
+from mmrphys.config.model import (
+    MODALITY_CHANNELS,
+    Attention,
+    BasesInit,
+    Constraint,
+    FactorLayout,
+    Fusion,
+    Kernels,
+    Modality,
+    ModelConfig,
+    Resolution,
+)
+from mmrphys.config.search import SearchConfig
+from mmrphys.config.synthetic import SyntheticConfig
+from mmrphys.tasks import TaskName as Task
+from mmrphys.tasks import reported_metric_names
+
+__all__ = [
+    "Attention", "BasesInit", "Config", "ConfigError", "Constraint", "DataConfig", "EvalConfig",
+    "ExperimentConfig", "FactorLayout", "Fusion", "IngestConfig", "Kernels", "LossKind",
+    "MODALITY_CHANNELS", "Modality", "ModelConfig", "Precision", "RateMethod", "Resolution",
+    "Scheduler", "SearchConfig", "SyntheticConfig", "Task", "TrackingConfig", "TrainConfig",
+    "reported_metric_names",
+]

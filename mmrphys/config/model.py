@@ -1,0 +1,99 @@
+"""The model section: which network, which variant, which attention."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from mmrphys.config.base import Config, ConfigError
+from mmrphys.tasks import TaskName
+
+Resolution = Literal[72, 36, 9]
+Modality = Literal["rgb", "thermal", "rgbt"]
+Fusion = Literal["early", "per_task", "late"]
+Attention = Literal["none", "fsam", "tsfm"]
+FactorLayout = Literal["reference", "time_aligned"]
+Constraint = Literal["target", "target_harmonics", "rbf"]
+BasesInit = Literal["reference", "seeded"]
+Kernels = Literal["auto", "fused", "stock"]
+
+#: channels of the raw clip each modality feeds the model (RGB first, thermal last)
+MODALITY_CHANNELS: dict[str, int] = {"rgb": 3, "thermal": 1, "rgbt": 4}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(Config):
+    """One MMRPhys variant. Every variant of the reference is a value of this config.
+
+    resolution: input frame size (72 = the reference's L, 36 = M, 9 = S).
+    modality / fusion: `early` (EF) feeds the chosen channels to both branches;
+        `per_task` (NF) routes RGB to BVP and thermal to RSP; `late` (LF) keeps separate
+        RGB and thermal streams joined before the heads. NF and LF need `rgbt`.
+    tasks: which heads to build.
+    attention: `none` (Base), `fsam` (unconstrained NMF) or `tsfm` (NMF constrained by the
+        target signal during training).
+    frames: T, the output length; the model takes T or T+1 input frames; a multiple of 4.
+    nmf_steps / nmf_rank / rsp_nmf_rank: factorization iterations and ranks (the
+        reference's MD_STEPS, MD_R and the RSP head's forced rank 4).
+    factor_layout: `reference` reshapes (C, T, h, w) memory into the D x N matrix exactly
+        as the reference does; `time_aligned` makes matrix row t hold frame t.
+    constraint: TSFM dictionary: `target` (one column, the reference's Label mode),
+        `target_harmonics` (target, its quadrature and harmonics), `rbf` (the reference's
+        Gaussian bank).
+    bases_init: `reference` (identical initial bases, as the reference) or `seeded`
+        (distinct, seeded initial bases so that rank and steps matter).
+    attention_at_inference: also run the factorization in eval mode (FSAM only needs no
+        label; TSFM at inference uses the plain path unless this is set and labels given).
+    kernels: how conv blocks run; the same function either way (float rounding aside).
+        `stock` is the reference's op sequence with stock PyTorch modules; `fused` keeps
+        activations channels-last and runs Tanh+InstanceNorm as one autograd function
+        (faster training on CPU); `auto` fuses on CPU and stays stock elsewhere.
+    """
+
+    resolution: Resolution = 72
+    modality: Modality = "rgbt"
+    fusion: Fusion = "early"
+    tasks: tuple[TaskName, ...] = ("bvp", "rsp")
+    attention: Attention = "tsfm"
+    frames: int = 180
+    dropout: float = 0.1
+    nmf_steps: int = 4
+    nmf_rank: int = 1
+    rsp_nmf_rank: int = 4
+    factor_layout: FactorLayout = "reference"
+    constraint: Constraint = "target"
+    bases_init: BasesInit = "reference"
+    harmonics: int = 2
+    seed: int = 0
+    attention_at_inference: bool = False
+    kernels: Kernels = "auto"
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the raw clip this model takes."""
+        return MODALITY_CHANNELS[self.modality]
+
+    def validate(self) -> None:
+        if self.fusion != "early" and self.modality != "rgbt":
+            raise ConfigError(
+                f"ModelConfig.fusion: {self.fusion!r} needs modality 'rgbt' "
+                f"(RGB and thermal streams), got modality {self.modality!r}"
+            )
+        if not self.tasks:
+            raise ConfigError("ModelConfig.tasks: at least one of ['bvp', 'rsp'] is required")
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ConfigError(f"ModelConfig.tasks: duplicate task in {list(self.tasks)}")
+        if self.frames <= 0 or self.frames % 4:
+            raise ConfigError(f"ModelConfig.frames: must be a positive multiple of 4, got {self.frames}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"ModelConfig.dropout: must be in [0, 1), got {self.dropout}")
+        for name in ("nmf_steps", "nmf_rank", "rsp_nmf_rank", "harmonics"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"ModelConfig.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.attention == "fsam" and self.constraint != "target":
+            raise ConfigError(
+                "ModelConfig.constraint: FSAM is the unconstrained factorization; "
+                f"constraint {self.constraint!r} needs attention 'tsfm'"
+            )
+
+
