@@ -23,6 +23,8 @@ from mmrphys.config.experiment import (
 from mmrphys.config.ingest import IngestConfig
 from mmrphys.config.model import (
     MODALITY_CHANNELS,
+    RESOLUTIONS,
+    Architecture,
     Attention,
     BasesInit,
     Constraint,
@@ -31,7 +33,6 @@ from mmrphys.config.model import (
     Kernels,
     Modality,
     ModelConfig,
-    Resolution,
 )
 from mmrphys.config.search import SearchConfig
 from mmrphys.config.synthetic import SyntheticConfig
@@ -39,9 +40,9 @@ from mmrphys.tasks import TaskName as Task
 from mmrphys.tasks import reported_metric_names
 
 __all__ = [
-    "Attention", "BasesInit", "Config", "ConfigError", "Constraint", "DataConfig", "EvalConfig",
+    "Architecture", "Attention", "BasesInit", "Config", "ConfigError", "Constraint", "DataConfig", "EvalConfig",
     "ExperimentConfig", "FactorLayout", "Fusion", "IngestConfig", "Kernels", "LossKind",
-    "MODALITY_CHANNELS", "Modality", "ModelConfig", "Precision", "RateMethod", "Resolution",
+    "MODALITY_CHANNELS", "Modality", "ModelConfig", "Precision", "RateMethod", "RESOLUTIONS",
     "Scheduler", "SearchConfig", "SyntheticConfig", "Task", "TrackingConfig", "TrainConfig",
     "reported_metric_names",
 ]

@@ -8,7 +8,9 @@ from typing import Literal
 from mmrphys.config.base import Config, ConfigError
 from mmrphys.tasks import TaskName
 
-Resolution = Literal[72, 36, 9]
+Architecture = Literal["mmrphys"]
+#: frame sizes each architecture takes (MMRPhys: the reference's L, M and S)
+RESOLUTIONS: dict[str, tuple[int, ...]] = {"mmrphys": (72, 36, 9)}
 Modality = Literal["rgb", "thermal", "rgbt"]
 Fusion = Literal["early", "per_task", "late"]
 Attention = Literal["none", "fsam", "tsfm"]
@@ -23,9 +25,11 @@ MODALITY_CHANNELS: dict[str, int] = {"rgb": 3, "thermal": 1, "rgbt": 4}
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(Config):
-    """One MMRPhys variant. Every variant of the reference is a value of this config.
+    """One network: its architecture and every option of its variant.
 
-    resolution: input frame size (72 = the reference's L, 36 = M, 9 = S).
+    architecture: the network family (`mmrphys.model.build_model` builds it).
+    resolution: input frame size, one of `RESOLUTIONS[architecture]` (MMRPhys: 72 = the
+        reference's L, 36 = M, 9 = S).
     modality / fusion: `early` (EF) feeds the chosen channels to both branches;
         `per_task` (NF) routes RGB to BVP and thermal to RSP; `late` (LF) keeps separate
         RGB and thermal streams joined before the heads. NF and LF need `rgbt`.
@@ -50,7 +54,8 @@ class ModelConfig(Config):
         (faster training on CPU); `auto` fuses on CPU and stays stock elsewhere.
     """
 
-    resolution: Resolution = 72
+    architecture: Architecture = "mmrphys"
+    resolution: int = 72
     modality: Modality = "rgbt"
     fusion: Fusion = "early"
     tasks: tuple[TaskName, ...] = ("bvp", "rsp")
@@ -74,6 +79,10 @@ class ModelConfig(Config):
         return MODALITY_CHANNELS[self.modality]
 
     def validate(self) -> None:
+        allowed = RESOLUTIONS[self.architecture]
+        if self.resolution not in allowed:
+            raise ConfigError(f"ModelConfig.resolution: {self.resolution} is not one of {list(allowed)}"
+                              + (f" for architecture {self.architecture!r}" if len(RESOLUTIONS) > 1 else ""))
         if self.fusion != "early" and self.modality != "rgbt":
             raise ConfigError(
                 f"ModelConfig.fusion: {self.fusion!r} needs modality 'rgbt' "

@@ -1,6 +1,7 @@
-"""MMRPhys model core: the network, its variants, factorization attention, reference
-checkpoint import and ONNX export."""
+"""The networks: every architecture built from a ModelConfig, its variants, the shared
+factorization attention, reference checkpoint import and ONNX export."""
 
+from mmrphys.model.architectures import ARCHITECTURES, build_model
 from mmrphys.model.checkpoint import CheckpointError, load_reference_checkpoint
 from mmrphys.model.factorization import FeaturesFactorizationModule
 from mmrphys.model.network import InputError, MMRPhys
@@ -8,6 +9,8 @@ from mmrphys.model.onnx_export import export_onnx, run_onnx
 from mmrphys.model.variants import VARIANTS, variant, variant_name
 
 __all__ = [
+    "ARCHITECTURES",
+    "build_model",
     "CheckpointError",
     "load_reference_checkpoint",
     "FeaturesFactorizationModule",
