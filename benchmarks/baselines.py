@@ -1,0 +1,59 @@
+"""Speed of the unsupervised baselines: frames per second of `mmrphys.baselines.extract`
+for each method and profile on a 60-s, 30-fps clip of 72x72 face crops (uint8), the
+size the shards store; the spatial mean alone; and each method alone from the means
+(`extract_from_means`). Best of `--repeats`. Run:
+    python benchmarks/baselines.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+from mmrphys.baselines import METHODS, extract, extract_from_means, spatial_mean
+from mmrphys.config import SyntheticConfig
+from mmrphys.data.synthetic import render
+from mmrphys.data.video import crop_resize
+
+
+def best_of(fn, repeats: int) -> float:
+    """Fastest wall time of `repeats` calls, seconds."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    n = int(args.seconds * args.fps)
+    recording = render(0, n, args.fps, SyntheticConfig(motion_episodes_per_minute=0.0))
+    crops = np.rint(crop_resize(recording.rgb, recording.face_boxes)).clip(0, 255).astype(np.uint8)
+    print(f"clip: {crops.shape} {crops.dtype}, {args.fps} fps; {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, NumPy {np.__version__}; load average before: {os.getloadavg()}")
+    print("| method | profile | extract (s) | frames/s | from means (ms) |")
+    print("|---|---|---|---|---|")
+    for profile in ("default", "rppg-toolbox"):
+        seconds = best_of(lambda: spatial_mean(crops, profile), args.repeats)
+        print(f"| spatial mean only | {profile} | {seconds:.4f} | {n / seconds:,.0f} | |")
+        means = spatial_mean(crops, profile)
+        for method in METHODS:
+            seconds = best_of(lambda: extract(method, crops, args.fps, profile=profile), args.repeats)
+            alone = best_of(lambda: extract_from_means(method, means, args.fps, profile=profile), args.repeats)
+            print(f"| {method} | {profile} | {seconds:.4f} | {n / seconds:,.0f} | {1000 * alone:.2f} |")
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
