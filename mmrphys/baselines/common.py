@@ -169,7 +169,7 @@ def pulse_convention(bvp: np.ndarray, sign: float) -> np.ndarray:
     """The default profile's output: zero mean, oriented to rise with blood volume.
 
     `sign` is the method's orientation (-1 for a method whose raw output follows the
-    skin's brightness, which blood volume lowers); docs/baselines.md, sign convention.
+    skin's brightness, which blood volume lowers); docs/baselines.md, default convention.
     """
     bvp = np.asarray(bvp, dtype=np.float64)
     return sign * (bvp - bvp.mean())

@@ -34,8 +34,9 @@ def pos(means: np.ndarray, fs: float, faithful: bool) -> np.ndarray:
 
     faithful: the toolbox's T - l windows (the last frame is never covered, a clip of
     T <= l frames gives zeros) and no guards (one window with a zero channel mean or a
-    constant projection makes every sample NaN). Otherwise all T - l + 1 windows, such
-    windows contribute nothing, and the output follows the default convention.
+    constant projection makes every sample NaN). Otherwise all T - l + 1 windows; a
+    window with a zero channel mean adds nothing, a constant projection mixes with
+    ratio 0, and the output follows the default convention.
     """
     n = len(means)
     length = window_length(fs)
