@@ -77,12 +77,14 @@ def main() -> None:
     print("| method | profile | extract (s) | frames/s | from means (ms) |")
     print("|---|---|---|---|---|")
     for profile in ("default", "rppg-toolbox"):
-        seconds = best_of(lambda: spatial_mean(crops, profile), args.repeats)
+        seconds = best_of(lambda profile=profile: spatial_mean(crops, profile), args.repeats)
         print(f"| spatial mean only | {profile} | {seconds:.4f} | {n / seconds:,.0f} | |")
         means = spatial_mean(crops, profile)
         for method in METHODS:
-            seconds = best_of(lambda: extract(method, crops, args.fps, profile=profile), args.repeats)
-            alone = best_of(lambda: extract_from_means(method, means, args.fps, profile=profile), args.repeats)
+            seconds = best_of(lambda m=method, p=profile: extract(m, crops, args.fps, profile=p), args.repeats)
+            alone = best_of(
+                lambda m=method, p=profile, x=means: extract_from_means(m, x, args.fps, profile=p), args.repeats
+            )
             print(f"| {method} | {profile} | {seconds:.4f} | {n / seconds:,.0f} | {1000 * alone:.2f} |")
     print(f"load average after: {os.getloadavg()}")
     if args.accuracy:

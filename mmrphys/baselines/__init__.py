@@ -15,7 +15,12 @@ from mmrphys.baselines.common import (
     spatial_mean,
     window_length,
 )
-from mmrphys.baselines.extraction import METHODS, extract, extract_from_means, output_length
+from mmrphys.baselines.extraction import (
+    METHODS,
+    extract,
+    extract_from_means,
+    output_length,
+)
 
 __all__ = [
     "BASELINE_PROFILES",

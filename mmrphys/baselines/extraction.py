@@ -3,12 +3,18 @@ means, the frame rate and a profile in; a BVP waveform out (docs/baselines.md)."
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from mmrphys.baselines import chrom, colour_projection, green, ica, pbv, pos
-from mmrphys.baselines.common import UnknownMethodError, check_fs, check_means, is_faithful, spatial_mean
+from mmrphys.baselines.common import (
+    UnknownMethodError,
+    check_fs,
+    check_means,
+    is_faithful,
+    spatial_mean,
+)
 
 MethodFunction = Callable[[np.ndarray, float, bool], np.ndarray]
 
