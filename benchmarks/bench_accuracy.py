@@ -38,11 +38,11 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     from mmrphys.data.synthetic import generate_dataset
-    from pipelines.evaluate import evaluate, format_summary
+    from pipelines.serve.evaluate import evaluate, format_summary
     from mmrphys.config import IngestConfig
-    from pipelines.ingest import ingest
+    from pipelines.data.ingest import ingest
     from pipelines.ray_session import ensure_ray
-    from pipelines.train import train
+    from pipelines.train.driver import train
 
     workdir = args.workdir.resolve()
     raw, shards = workdir / "synthetic", workdir / "shards"

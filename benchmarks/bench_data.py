@@ -25,7 +25,7 @@ from mmrphys.config import SyntheticConfig
 from mmrphys.data.synthetic import render
 from mmrphys.data.video import crop_resize, smooth_boxes, square_boxes
 from mmrphys.profiles import get_profile
-from pipelines.data import area_resize
+from mmrphys.inference.preprocessing import resize_clips
 
 
 def generation_speed(frames: int) -> tuple[float, float]:
@@ -67,7 +67,7 @@ def precision_snr(recordings: int, seconds: float, config: SyntheticConfig, fps:
         for dtype in out:
             stored = decode_clips([encode_clip(crop, dtype)], [dtype], crop.shape)[0] if dtype != "float32" else crop
             for res in (72, 36, 9):
-                small = area_resize(stored[None], res)[0, ..., 0]
+                small = resize_clips(stored[None], res)[0, ..., 0]
                 # the centre half of the crop is face; per-pixel traces there
                 c = slice(res // 4, res - res // 4)
                 traces = small[:, c, c].reshape(n, -1).T
@@ -78,7 +78,7 @@ def precision_snr(recordings: int, seconds: float, config: SyntheticConfig, fps:
 def _write_shards(workdir: Path, subjects: int, seconds: float) -> Path:
     from mmrphys.data.synthetic import generate_dataset
     from mmrphys.config import IngestConfig
-    from pipelines.ingest import ingest
+    from pipelines.data.ingest import ingest
 
     raw, shards = workdir / "raw", workdir / "shards"
     generate_dataset(raw, subjects=subjects, seconds=seconds, seed=0)
@@ -91,9 +91,10 @@ def streaming_rate(shards: Path, resolution: int, modality: str, epochs: int) ->
     warm-up epoch: (chunks/s after each epoch's first batch, chunks/s including each
     epoch's start-up, mean seconds to an epoch's first batch). On a small split the first
     rate only says the rest of the epoch was already buffered."""
-    from pipelines.data import load_split
+    from mmrphys.config import ModelConfig
+    from pipelines.data.stream import load_split
 
-    ds = load_split(shards, "train", resolution=resolution, modality=modality, tasks=("bvp", "rsp"))
+    ds = load_split(shards, "train", config=ModelConfig(resolution=resolution, modality=modality), tasks=("bvp", "rsp"))
     for _ in ds.iter_torch_batches(batch_size=4):
         pass
     steady_time = total_time = latency = 0.0
@@ -121,9 +122,10 @@ def decode_cpu_rate(shards: Path, resolution: int, modality: str) -> float:
     step's CPU time."""
     import pyarrow.parquet as pq
 
-    from pipelines.data import DecodeChunks
+    from mmrphys.config import ModelConfig
+    from pipelines.data.stream import DecodeChunks
 
-    decode = DecodeChunks(resolution, modality, ("bvp", "rsp"), with_ids=False)
+    decode = DecodeChunks(ModelConfig(resolution=resolution, modality=modality), ("bvp", "rsp"), with_ids=False)
     columns = ["frames", "size", "bvp", "rsp", "rgb", "rgb_dtype", "thermal", "thermal_dtype"]
     files = sorted((shards / "shards").glob("*.parquet"))
     start, count = time.process_time(), 0

@@ -40,9 +40,9 @@ def main() -> None:
 
     from mmrphys.data.synthetic import generate_dataset
     from mmrphys.config import IngestConfig
-    from pipelines.ingest import ingest
+    from pipelines.data.ingest import ingest
     from pipelines.ray_session import ensure_ray
-    from pipelines.train import train
+    from pipelines.train.driver import train
 
     workdir = args.workdir.resolve()
     raw, shards = workdir / "synthetic", workdir / "shards"

@@ -17,10 +17,12 @@ import numpy as np
 import scipy.linalg
 import scipy.signal
 
+from mmrphys.errors import UserError
+
 SECONDS_PER_MINUTE = 60.0
 
 
-class SignalError(ValueError):
+class SignalError(UserError, ValueError):
     """A signal or a signal-processing request is unusable; the message says why."""
 
 
@@ -132,11 +134,22 @@ def bandpass(
 
 
 def zscore(x: np.ndarray) -> np.ndarray:
-    """Subtract the mean and divide by the population std along the last axis (0/0 -> NaN)."""
+    """The metrics' z-score: subtract the mean and divide by the population std along the
+    last axis (0/0 -> NaN), as the references' evaluation code does."""
     x = np.asarray(x, dtype=np.float64)
     centred = x - x.mean(axis=-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return centred / x.std(axis=-1, keepdims=True)
+
+
+def standardize_chunks(x: np.ndarray) -> np.ndarray:
+    """The per-chunk z-score of training labels and served predictions: each row along
+    its last axis, unbiased std (as the reference trainer), a constant row -> zeros;
+    float32. `mmrphys.losses.zscore` is its torch twin inside the loss."""
+    x = np.asarray(x, np.float64)
+    mean = x.mean(axis=-1, keepdims=True)
+    std = x.std(axis=-1, ddof=1, keepdims=True) if x.shape[-1] > 1 else np.zeros_like(mean)
+    return ((x - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
 
 
 def periodogram(x: np.ndarray, fs: float, nfft: int) -> tuple[np.ndarray, np.ndarray]:

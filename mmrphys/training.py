@@ -21,11 +21,9 @@ import torch
 
 from mmrphys.config import EvalConfig, TrainConfig
 from mmrphys.losses import multitask_loss
-
-#: the rate each task's waveform gives, as named in reported metrics
-RATE_OF_TASK = {"bvp": "hr", "rsp": "rr"}
-#: summary metrics reported per task (their standard errors stay in the report)
-HEADLINE_METRICS = ("MAE", "RMSE", "MAPE", "Pearson", "SNR", "MACC")
+from mmrphys.metrics import assemble_recordings, evaluate_recordings
+from mmrphys.signals import standardize_chunks
+from mmrphys.tasks import HEADLINE_METRICS, metric_name
 
 
 def build_optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
@@ -161,7 +159,9 @@ def predict_chunks(
 ) -> ValidationOutput:
     """Eval-mode predictions (no labels reach the model) and losses over id-carrying batches.
 
-    Batches also hold "recording_id", "chunk_index" and "fps" per row.
+    Batches also hold "recording_id", "chunk_index" and "fps" per row. Losses are of the
+    raw outputs; the kept predictions are z-scored per chunk, as every serving path
+    (`mmrphys.inference.Predictor`) gives them, so validation and evaluation agree.
     """
     model.eval()
     out = ValidationOutput([], [], [], {t: [] for t in tasks}, {t: [] for t in tasks},
@@ -177,7 +177,7 @@ def predict_chunks(
         out.loss_sum += float(total) * n
         for task in tasks:
             out.task_loss_sums[task] += float(per_task[task]) * n
-            out.predictions[task] += list(predictions[task].cpu().numpy())
+            out.predictions[task] += list(standardize_chunks(predictions[task].cpu().numpy()))
             out.labels[task] += list(labels[task].cpu().numpy())
         out.recording_ids += [str(r) for r in batch["recording_id"]]
         out.chunk_indices += [int(c) for c in batch["chunk_index"]]
@@ -189,8 +189,6 @@ def predict_chunks(
 def recording_signals(out: ValidationOutput) -> tuple[dict[str, dict[str, np.ndarray]],
                                                        dict[str, dict[str, np.ndarray]], dict[str, float]]:
     """Chunks concatenated in order per recording: (predictions, labels, fps per recording)."""
-    from mmrphys.metrics import assemble_recordings
-
     predictions = {t: assemble_recordings(out.recording_ids, out.chunk_indices, v) for t, v in out.predictions.items()}
     labels = {t: assemble_recordings(out.recording_ids, out.chunk_indices, v) for t, v in out.labels.items()}
     fps = dict(zip(out.recording_ids, out.fps))
@@ -200,8 +198,6 @@ def recording_signals(out: ValidationOutput) -> tuple[dict[str, dict[str, np.nda
 def evaluate_signals(predictions: Mapping[str, Mapping[str, np.ndarray]], labels: Mapping[str, Mapping[str, np.ndarray]],
                      fps: Mapping[str, float], evaluation: EvalConfig, tasks: tuple[str, ...]):
     """Per-recording rates and summary metrics (an `Evaluation`) under the eval config."""
-    from mmrphys.metrics import evaluate_recordings
-
     return evaluate_recordings(
         predictions, labels, fps, tasks=tasks, window_seconds=evaluation.window_seconds,
         profile=evaluation.profile, method=evaluation.method,
@@ -223,8 +219,8 @@ def summary_metrics(evaluation: Any, tasks: tuple[str, ...], prefix: str = "val"
         summary = evaluation.summary[task]
         for key in HEADLINE_METRICS:
             if summary.get(key) is not None:
-                metrics[f"{prefix}_{RATE_OF_TASK[task]}_{key.lower()}"] = float(summary[key])
-    metrics[f"{prefix}_rate_mae"] = sum(metrics[f"{prefix}_{RATE_OF_TASK[t]}_mae"] for t in tasks)
+                metrics[metric_name(prefix, task, key)] = float(summary[key])
+    metrics[f"{prefix}_rate_mae"] = sum(metrics[metric_name(prefix, t, "MAE")] for t in tasks)
     return metrics
 
 

@@ -1,7 +1,9 @@
 """The `mmrphys` command line: one subcommand per module in `pipelines/commands/`.
 
-Subcommand modules are imported only when their command runs, so `mmrphys model` does
-not pay for importing Ray or MLflow.
+Subcommand modules are imported only when their command runs (importlib below), so
+`mmrphys model` does not pay for importing Ray or MLflow. A user error (bad input, bad
+config, a missing file: `mmrphys.errors.UserError`) prints as `error: ...` on stderr
+with exit status 2; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from mmrphys.errors import UserError
 
 # command name -> (module defining `register(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -47,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, module = build_parser(argv)
     args = parser.parse_args(argv)
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -12,7 +12,21 @@ import dataclasses
 import time
 from pathlib import Path
 
-from mmrphys.config import DataConfig, EvalConfig, ExperimentConfig, ModelConfig, TrackingConfig, TrainConfig
+from mmrphys.config import (
+    DataConfig,
+    EvalConfig,
+    ExperimentConfig,
+    IngestConfig,
+    ModelConfig,
+    TrackingConfig,
+    TrainConfig,
+)
+from mmrphys.data.synthetic import generate_dataset
+from pipelines.data.ingest import ingest
+from pipelines.ray_session import ensure_ray
+from pipelines.serve.evaluate import evaluate, format_summary
+from pipelines.tracking import resolve_tracking_uri
+from pipelines.train.driver import train
 
 #: registered model name the demo creates a version of
 DEMO_MODEL_NAME = "mmrphys-demo"
@@ -22,7 +36,6 @@ DEMO_ALIAS = "champion"
 @dataclasses.dataclass(frozen=True)
 class DemoPlan:
     """Sizes of one demo run."""
-
     subjects: int
     seconds: float
     chunk_frames: int
@@ -40,7 +53,6 @@ QUICK = DemoPlan(subjects=3, seconds=30.0, chunk_frames=180, epochs=2, batch_siz
 @dataclasses.dataclass
 class DemoResult:
     """Where everything went, and the held-out scores."""
-
     workdir: Path
     shards: Path
     run_dir: Path
@@ -79,14 +91,6 @@ def demo_config(plan: DemoPlan, shards: Path, tracking_uri: str) -> ExperimentCo
 
 def run_demo(workdir: str | Path = "mmrphys-demo", *, quick: bool = False, tracking_uri: str = "") -> DemoResult:
     """Run the whole pipeline in `workdir`; print progress, a summary and where things went."""
-    from mmrphys.data.synthetic import generate_dataset
-    from pipelines.evaluate import evaluate, format_summary
-    from mmrphys.config import IngestConfig
-    from pipelines.ingest import ingest
-    from pipelines.ray_session import ensure_ray
-    from pipelines.tracking import resolve_tracking_uri
-    from pipelines.train import train
-
     plan = QUICK if quick else FULL
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 `RAY_ADDRESS` (or `ray job submit`) selects an existing cluster. Otherwise a local
 cluster starts with at least `min_cpus` logical CPUs: Ray Data's read and map tasks each
 need a CPU slot, and on a 2-core machine 2 training workers at 1 CPU each would leave
-none, so the stream stalls forever (stack notes, section 4). Logical CPUs above the core
+none, so the stream stalls forever (docs/cluster.md, "CPUs on a small machine"). Logical CPUs above the core
 count only oversubscribe scheduling slots; the OS still shares the real cores.
 """
 
@@ -36,3 +36,18 @@ def ensure_ray(min_cpus: float = 0) -> None:
         dashboard_host="127.0.0.1",
         runtime_env={"env_vars": {"PYTHONPATH": pythonpath}},
     )
+
+
+def actor_pool(size: int):
+    """A fixed pool of `size` Ray Data actors (Ray 2.60's `compute=` form of the deprecated
+    `concurrency=`)."""
+    import ray.data
+
+    return ray.data.ActorPoolStrategy(size=size)
+
+
+def task_pool(size: int | None):
+    """At most `size` concurrent Ray Data tasks (None: as many as the resources allow)."""
+    import ray.data
+
+    return ray.data.TaskPoolStrategy(size=size)

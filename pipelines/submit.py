@@ -20,6 +20,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
+from ray.job_submission import JobSubmissionClient
+from ray.runtime_env import RuntimeEnv
+
+from mmrphys.errors import UserError
+from pipelines.cli import COMMANDS
 
 #: the runtime env `mmrphys submit` uses unless told otherwise
 DEFAULT_RUNTIME_ENV = Path("cluster") / "runtime_env.yaml"
@@ -32,7 +37,7 @@ _FINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 _AGENT_NOT_READY = "No available agent to submit job"
 
 
-class SubmitError(RuntimeError):
+class SubmitError(UserError, RuntimeError):
     """The job cannot be submitted as asked."""
 
 
@@ -63,8 +68,6 @@ def load_runtime_env(path: str | Path, env_vars: Mapping[str, str] | None = None
     A relative `working_dir` is relative to the current directory, as with `ray job
     submit`; it must hold this project (`pipelines/cli.py`), since the job runs its CLI.
     """
-    from ray.runtime_env import RuntimeEnv
-
     path = Path(path)
     try:
         env = yaml.safe_load(path.read_text()) or {}
@@ -92,8 +95,6 @@ def load_runtime_env(path: str | Path, env_vars: Mapping[str, str] | None = None
 
 def entrypoint_for(command: Sequence[str]) -> str:
     """The job's shell entrypoint running `mmrphys COMMAND ...` from the working dir."""
-    from pipelines.cli import COMMANDS
-
     if not command:
         raise SubmitError(f"no command to submit; give one of {sorted(COMMANDS)} after `--`")
     if command[0] not in COMMANDS or command[0] == "submit":
@@ -130,7 +131,6 @@ def submit(
 
 
 def _client(address: str):
-    from ray.job_submission import JobSubmissionClient
 
     try:
         return JobSubmissionClient(address)

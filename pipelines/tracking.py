@@ -13,20 +13,25 @@ from __future__ import annotations
 import math
 import os
 import socket
+import time
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mmrphys.config import ModelConfig, TrackingConfig
+import mlflow
+from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
-#: model-version tags that record the input a registered model takes
-INPUT_TAGS = ("resolution", "modality", "frames", "tasks")
+from mmrphys.config import ModelConfig, TrackingConfig
+from mmrphys.errors import UserError
+
 #: MLflow caps a param value at this many characters
 _PARAM_VALUE_LIMIT = 6000
 
 
-class TrackingError(RuntimeError):
+class TrackingError(UserError, RuntimeError):
     """The tracking store or registry cannot be used as asked."""
 
 
@@ -83,8 +88,6 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
 
 def client(uri: str):
     """An MlflowClient for tracking and registry on the same store."""
-    from mlflow.tracking import MlflowClient
-
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -126,8 +129,6 @@ class RunLogger:
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log parameters (a flattened config), skipping ones already logged."""
-        from mlflow.entities import Param
-
         existing = self._client.get_run(self.run_id).data.params
         fresh = [
             Param(key, str(value)[:_PARAM_VALUE_LIMIT])
@@ -139,10 +140,6 @@ class RunLogger:
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log finite numeric metrics; NaN (e.g. Pearson of a constant) is skipped."""
-        import time
-
-        from mlflow.entities import Metric
-
         now = int(time.time() * 1000)
         batch = [
             Metric(key, float(value), now, step or 0)
@@ -177,6 +174,7 @@ class RunLogger:
 def model_input_tags(config: ModelConfig) -> dict[str, str]:
     """Tags describing what input a model takes, stored on each registered version."""
     return {
+        "mmrphys.architecture": config.architecture,
         "mmrphys.resolution": str(config.resolution),
         "mmrphys.modality": config.modality,
         "mmrphys.frames": str(config.frames),
@@ -190,8 +188,6 @@ def check_registry_name(uri: str, name: str, config: ModelConfig) -> None:
     An alias such as `champion` is only useful if every version under the name can be
     swapped for another: same resolution, modality, clip length and outputs.
     """
-    from mlflow.exceptions import MlflowException
-
     mlflow_client = client(uri)
     try:
         versions = mlflow_client.search_model_versions(f"name = '{name}'", max_results=5)
@@ -202,7 +198,9 @@ def check_registry_name(uri: str, name: str, config: ModelConfig) -> None:
         held = {key: version.tags.get(key) for key in wanted}
         if all(value is None for value in held.values()):
             continue
-        differing = {k.split(".", 1)[1]: (held[k], wanted[k]) for k in wanted if held[k] != wanted[k]}
+        # a tag a version lacks (registered before the tag existed) does not count as a difference
+        differing = {k.split(".", 1)[1]: (held[k], wanted[k]) for k in wanted
+                     if held[k] is not None and held[k] != wanted[k]}
         if differing:
             detail = ", ".join(f"{k} {old} (this run: {new})" for k, (old, new) in differing.items())
             raise TrackingError(
@@ -214,8 +212,6 @@ def check_registry_name(uri: str, name: str, config: ModelConfig) -> None:
 def register_model(uri: str, model_uri: str, name: str, *, alias: str = "",
                    config: ModelConfig | None = None, run_id: str | None = None):
     """Create a new version of registered model `name` from `model_uri`; returns the ModelVersion."""
-    import mlflow
-
     if config is not None:
         check_registry_name(uri, name, config)
     mlflow.set_tracking_uri(uri)
@@ -233,8 +229,6 @@ def register_model(uri: str, model_uri: str, name: str, *, alias: str = "",
 
 def set_alias(uri: str, name: str, alias: str, version: str | int) -> None:
     """Point `alias` of registered model `name` at `version`."""
-    from mlflow.exceptions import MlflowException
-
     try:
         client(uri).set_registered_model_alias(name, alias, str(version))
     except MlflowException as err:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.batch_predict import BatchPredictError, batch_predict
+from pipelines.serve.batch import BatchPredictError, batch_predict
 from pipelines.cli import main
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -19,7 +19,7 @@ CHAMPION = "models:/tiny@champion"
 
 
 def test_shards_in_waveforms_rates_and_summary_out(ray_cluster, trained_run, train_shards: Path, tmp_path: Path) -> None:
-    from pipelines.data import read_manifest
+    from pipelines.data.shards import read_manifest
 
     result = batch_predict(CHAMPION, train_shards, tmp_path / "out", tracking_uri=trained_run.tracking_uri)
     manifest = read_manifest(train_shards)

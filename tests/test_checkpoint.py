@@ -179,7 +179,7 @@ def test_wrong_shape_is_named_with_the_expected_shape(tmp_path):
     state = reference_state_dict("rgb")
     state["module.rppg_head.final_layer.2.weight"] = torch.zeros(1, 8, 3, 3, 2)
     torch.save(state, tmp_path / "a.pth")
-    with pytest.raises(CheckpointError, match=r"final_layer.2.weight has shape \(1, 8, 3, 3, 2\), expected \(1, 8, 3, 3, 3\)"):
+    with pytest.raises(CheckpointError, match=r"final_layer.2.weight: \(1, 8, 3, 3, 2\) vs model \(1, 8, 3, 3, 3\)"):
         load_reference_checkpoint(tmp_path / "a.pth", resolution=72)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmrphys.data.chunking import check_chunk, chunk_starts, label_rate, standardise
+from mmrphys.data.chunking import check_chunk, chunk_starts, label_rate
+from mmrphys.signals import standardize_chunks
 
 
 def test_chunk_starts_with_and_without_overlap():
@@ -33,9 +34,9 @@ def test_check_chunk_reasons():
     assert check_chunk(good, None, 0.5, np.full(40, 0.9), 0.3) is None
 
 
-def test_standardise_matches_the_reference_unbiased_zscore():
+def test_standardize_chunks_matches_the_reference_unbiased_zscore():
     x = np.array([[1.0, 2.0, 3.0, 6.0], [5.0, 5.0, 5.0, 5.0]])
-    z = standardise(x)
+    z = standardize_chunks(x)
     assert z.dtype == np.float32
     assert np.allclose(z[0], (x[0] - x[0].mean()) / x[0].std(ddof=1))
     assert np.allclose(z[1], 0.0)  # a constant row cannot be scaled; it stays centred

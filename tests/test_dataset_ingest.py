@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from dataset_fixtures import face_frames, write_bp4d, write_ubfc
-from pipelines.data import load_split
-from mmrphys.config import IngestConfig
-from pipelines.ingest import ingest
+from pipelines.data.stream import load_split
+from mmrphys.config import IngestConfig, ModelConfig, PreprocessingConfig
+from pipelines.data.ingest import ingest
 
 pytestmark = pytest.mark.ray
 
-CONFIG = IngestConfig(chunk_frames=16, detect_every=8, split=(0.34, 0.33, 0.33))
+CONFIG = IngestConfig(chunk_frames=16, preprocessing=PreprocessingConfig(detect_every=8), split=(0.34, 0.33, 0.33))
 
 
 def _report(manifest: dict) -> dict[str, str]:
@@ -52,7 +52,7 @@ def test_bp4d_pre_cropped_rgb_thermal_streams_as_four_channels(ray_cluster, tmp_
     assert manifest["counts"]["accepted_recordings"] == 3 and manifest["counts"]["chunks"] == 6
     assert all(r["has_thermal"] and r["has_rsp"] for r in manifest["recordings"] if r["status"] == "accepted")
     assert "31 thermal frames but" in _report(manifest)["bp4d/M004/T1"]
-    train = load_split(tmp_path / "shards", "train", resolution=36, modality="rgbt", tasks=("bvp", "rsp"))
+    train = load_split(tmp_path / "shards", "train", config=ModelConfig(resolution=36, modality="rgbt"), tasks=("bvp", "rsp"))
     batch = next(iter(train.iter_torch_batches(batch_size=2)))
     assert tuple(batch["video"].shape) == (2, 4, 16, 36, 36)
     assert tuple(batch["rsp"].shape) == (2, 16)

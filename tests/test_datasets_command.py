@@ -40,7 +40,7 @@ def test_check_reports_each_bad_recording_with_its_file(tmp_path: Path, capsys: 
 
 
 def test_empty_or_missing_dataset_folder_fails_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["datasets", "--dataset", "scamps", "--root", str(tmp_path)]) == 1
-    assert "no SCAMPS recordings found" in capsys.readouterr().out
-    assert main(["datasets", "--dataset", "ibvp", "--root", str(tmp_path / "absent")]) == 1
-    assert "dataset folder does not exist" in capsys.readouterr().out
+    assert main(["datasets", "--dataset", "scamps", "--root", str(tmp_path)]) == 2
+    assert "no SCAMPS recordings found" in capsys.readouterr().err
+    assert main(["datasets", "--dataset", "ibvp", "--root", str(tmp_path / "absent")]) == 2
+    assert "dataset folder does not exist" in capsys.readouterr().err

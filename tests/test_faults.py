@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.train import train
+from pipelines.train.driver import train
 from train_fixtures import tiny_config
 
 pytestmark = pytest.mark.ray

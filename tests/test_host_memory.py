@@ -32,7 +32,7 @@ def test_reuse_env_keeps_the_users_tunables_last_so_they_win():
 
 def test_training_workers_get_the_tunables_unless_switched_off():
     from mmrphys.config import ExperimentConfig
-    from pipelines.train import worker_runtime_env
+    from pipelines.train.driver import worker_runtime_env
 
     config = ExperimentConfig()
     assert started_with_reuse(worker_runtime_env(config)["env_vars"])

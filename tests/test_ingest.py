@@ -16,12 +16,12 @@ import pytest
 from mmrphys.config import ConfigError
 from mmrphys.data.recording import DatasetError
 from mmrphys.data.schema import check_shard
-from mmrphys.config import IngestConfig, SyntheticConfig
+from mmrphys.config import IngestConfig, PreprocessingConfig, SyntheticConfig
 from mmrphys.data.synthetic import generate_dataset
-from pipelines.ingest import ingest, split_by_fraction, split_by_folds
-from pipelines.ingest_recording import atomic_write_bytes
+from pipelines.data.ingest import ingest, split_by_fraction, split_by_folds
+from pipelines.data.ingest_recording import atomic_write_bytes
 
-CONFIG = IngestConfig(chunk_frames=40, detect_every=10)
+CONFIG = IngestConfig(chunk_frames=40, preprocessing=PreprocessingConfig(detect_every=10))
 GOOD = ["S01", "S02", "S03", "S04"]
 
 
@@ -179,7 +179,8 @@ def test_shard_settings_not_the_split_decide_what_is_redone():
     # a recording is skipped only when its sidecar has the same shard key
     assert CONFIG.shard_key() == CONFIG.replace(split=(0.5, 0.25, 0.25), seed=9, folds=3).shard_key()
     assert CONFIG.shard_key() != CONFIG.replace(chunk_frames=60).shard_key()
-    assert CONFIG.shard_key() != CONFIG.replace(rgb_dtype="float16").shard_key()
+    float16 = CONFIG.replace(preprocessing=CONFIG.preprocessing.replace(rgb_dtype="float16"))
+    assert CONFIG.shard_key() != float16.shard_key()
 
 
 def test_an_interrupted_write_leaves_no_file(tmp_path):
@@ -197,6 +198,7 @@ def test_an_interrupted_write_leaves_no_file(tmp_path):
 def test_empty_dataset_fails_before_any_work(tmp_path):
     with pytest.raises(DatasetError, match="no recording folders"):
         ingest("folder", tmp_path, tmp_path / "out", config=CONFIG, progress=False)
+    assert not (tmp_path / "out").exists()  # nothing is created before the input is validated
 
 
 def test_fraction_split_is_deterministic_and_disjoint():
@@ -232,10 +234,12 @@ def test_ingest_command_prints_counts_rejections_and_paths(ingested, capsys):
     root, out, _ = ingested
     # same settings as the fixture: nothing to redo, so no Ray work
     assert main(["ingest", "--dataset", "synthetic", "--root", str(root), "--out", str(out),
-                 "--chunk-frames", "40", "--detect-every", "10"]) == 0
+                 "--chunk-frames", "40", "ingest.preprocessing.detect_every=10"]) == 0
     printed = capsys.readouterr().out
     assert "23 chunks from 6 of 12 recordings (12 subjects)" in printed
     assert "rejected synthetic/Bnan/1 chunk 0: bvp labels have" in printed
     assert f"manifest and validation report: {out / 'manifest.json'}" in printed
     assert main(["ingest", "--dataset", "folder", "--root", str(out / "nothing"), "--out", str(out)]) == 2
-    assert "dataset folder does not exist" in capsys.readouterr().out
+    assert "dataset folder does not exist" in capsys.readouterr().err
+    assert main(["ingest", "--dataset", "folder", "--root", str(root), "--out", str(out), "model.frames=8"]) == 2
+    assert "unknown section 'model'" in capsys.readouterr().err

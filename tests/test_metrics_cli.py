@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.cli import main
-from pipelines.signal_files import SignalFileError, read_signals
+from pipelines.data.signal_files import SignalFileError, read_signals
 
 FS = 30.0
 

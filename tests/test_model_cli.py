@@ -10,7 +10,7 @@ from pipelines.cli import main
 
 
 def test_model_command_prints_layers_parameters_and_time(capsys):
-    assert main(["model", "--variant", "SEF", "--modality", "rgb", "--set", "frames=16", "--repeats", "1"]) == 0
+    assert main(["model", "--variant", "SEF", "--modality", "rgb", "model.frames=16", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "MMRPhys SEF: resolution 9, modality rgb (3 ch)" in out
     assert "parameters: 88,256" in out
@@ -22,16 +22,16 @@ def test_model_command_prints_layers_parameters_and_time(capsys):
 
 def test_model_command_rejects_an_impossible_variant(capsys):
     assert main(["model", "--variant", "SNF", "--modality", "rgb"]) == 2
-    assert "needs modality 'rgbt'" in capsys.readouterr().out
-    assert main(["model", "--variant", "SEF", "--set", "attention=sometimes"]) == 2
-    assert "ModelConfig.attention" in capsys.readouterr().out
+    assert "needs modality 'rgbt'" in capsys.readouterr().err
+    assert main(["model", "--variant", "SEF", "model.attention=sometimes"]) == 2
+    assert "ModelConfig.attention" in capsys.readouterr().err
 
 
 def test_model_command_loads_a_checkpoint(tmp_path, capsys):
     model = MMRPhys(variant("SEF", modality="thermal"))
     path = tmp_path / "x180x9.pth"
     torch.save({"module." + k: v for k, v in model.state_dict().items()}, path)
-    assert main(["model", "--checkpoint", str(path), "--set", "frames=8", "--repeats", "1"]) == 0
+    assert main(["model", "--checkpoint", str(path), "model.frames=8", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "modality thermal (1 ch)" in out and "parameters: 86,960" in out and "bvp (1, 8)" in out
 

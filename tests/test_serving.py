@@ -13,7 +13,7 @@ import torch
 
 from mmrphys.losses import zscore
 from pipelines.cli import main
-from pipelines.models import ModelRefError, resolve_model
+from pipelines.serve.references import ModelRefError, resolve_model
 from pipelines.tracking import client
 from train_fixtures import MODEL_NAME
 
@@ -22,9 +22,10 @@ pytestmark = pytest.mark.ray
 
 def _recording_clip(shards: Path, split: str = "test") -> np.ndarray:
     """All chunks of the first recording of `split`, joined in time: (1, C, T, 9, 9)."""
-    from pipelines.data import load_split
+    from mmrphys.config import ModelConfig
+    from pipelines.data.stream import load_split
 
-    rows = load_split(shards, split, resolution=9, modality="rgbt", tasks=("bvp", "rsp"), with_ids=True)
+    rows = load_split(shards, split, config=ModelConfig(resolution=9, modality="rgbt"), tasks=("bvp", "rsp"), with_ids=True)
     batch = rows.take_batch(1000, batch_format="numpy")
     first = batch["recording_id"][0]
     order = sorted((int(c), i) for i, (r, c) in enumerate(zip(batch["recording_id"], batch["chunk_index"]))

@@ -15,8 +15,10 @@ import torch
 
 from mmrphys.config import IngestConfig, SyntheticConfig
 from mmrphys.data.synthetic import generate_dataset
-from pipelines.data import DataError, DecodeChunks, check_split, load_split, read_manifest
-from pipelines.ingest import ingest
+from mmrphys.config import ModelConfig
+from pipelines.data.shards import DataError, check_split, read_manifest
+from pipelines.data.stream import DecodeChunks, load_split
+from pipelines.data.ingest import ingest
 
 T = 40
 
@@ -52,7 +54,8 @@ def _numpy_batch(path, n=2):
 def test_decode_map_gives_the_model_input_shape(shards, resolution, modality, channels):
     out, manifest = shards
     (rec,) = [r for r in manifest["recordings"] if r["subject"] == "S01"]
-    batch = DecodeChunks(resolution, modality, ("bvp", "rsp"), with_ids=False)(_numpy_batch(out / rec["shard"]))
+    decode = DecodeChunks(ModelConfig(resolution=resolution, modality=modality), ("bvp", "rsp"), with_ids=False)
+    batch = decode(_numpy_batch(out / rec["shard"]))
     assert set(batch) == {"video", "bvp", "rsp"}
     assert batch["video"].shape == (2, channels, T, resolution, resolution) and batch["video"].dtype == np.float32
     assert batch["bvp"].shape == batch["rsp"].shape == (2, T) and batch["bvp"].dtype == np.float32
@@ -60,7 +63,8 @@ def test_decode_map_gives_the_model_input_shape(shards, resolution, modality, ch
 
 def test_ray_stream_yields_torch_batches(shards):
     out, manifest = shards
-    ds = load_split(out, _split_with(manifest, "S01"), resolution=36, modality="rgbt", tasks=("bvp", "rsp"))
+    ds = load_split(out, _split_with(manifest, "S01"), config=ModelConfig(resolution=36, modality="rgbt"),
+                    tasks=("bvp", "rsp"))
     batch = next(iter(ds.iter_torch_batches(batch_size=2)))
     assert set(batch) == {"video", "bvp", "rsp"}
     assert batch["video"].shape == (2, 4, T, 36, 36) and batch["video"].dtype == torch.float32
@@ -73,7 +77,8 @@ def test_values_are_area_resampled_channels_rgb_then_thermal_and_labels_standard
     row = pq.read_table(out / rec["shard"]).slice(0, 1).to_pylist()[0]
     rgb = np.frombuffer(row["rgb"], np.uint8).reshape(T, 72, 72, 3).astype(np.float32)
     thermal = np.frombuffer(row["thermal"], np.float16).reshape(T, 72, 72).astype(np.float32)
-    batch = DecodeChunks(9, "rgbt", ("bvp",), with_ids=True)(_numpy_batch(out / rec["shard"]))
+    decode = DecodeChunks(ModelConfig(resolution=9, modality="rgbt"), ("bvp",), with_ids=True)
+    batch = decode(_numpy_batch(out / rec["shard"]))
     i = list(zip(batch["recording_id"], batch["chunk_index"])).index((rec["recording_id"], 0))
     video = batch["video"][i]
     expected_rgb = np.stack([cv2.resize(f, (9, 9), interpolation=cv2.INTER_AREA) for f in rgb])
@@ -88,7 +93,7 @@ def test_values_are_area_resampled_channels_rgb_then_thermal_and_labels_standard
 def test_with_ids_yields_every_chunk_once_in_a_recoverable_order(shards):
     out, manifest = shards
     split = _split_with(manifest, "S02")
-    ds = load_split(out, split, resolution=9, modality="rgb", tasks=("bvp",), with_ids=True)
+    ds = load_split(out, split, config=ModelConfig(resolution=9, modality="rgb"), tasks=("bvp",), with_ids=True)
     ids = [(r, c) for b in ds.iter_batches(batch_format="numpy") for r, c in zip(b["recording_id"], b["chunk_index"])]
     expected = sum(r["chunks"] for r in manifest["recordings"] if r["subject"] in manifest["splits"][split])
     assert len(ids) == len(set(ids)) == expected
@@ -108,8 +113,12 @@ def test_check_split_names_what_is_missing(shards, tmp_path):
         check_split(out, "train", modality="rgb", tasks=("bvp",), fold=0)
     with pytest.raises(DataError, match="manifest.json: no manifest"):
         read_manifest(tmp_path)
-    with pytest.raises(DataError, match="resolution 10 must divide the stored frame size 72"):
-        load_split(out, "train", resolution=10, modality="rgb", tasks=("bvp",))
+    small = shutil.copytree(out, tmp_path / "small")
+    manifest = json.loads((small / "manifest.json").read_text())
+    manifest["ingest_config"]["preprocessing"]["size"] = 9
+    (small / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="store 9x9 crops, smaller than the model's resolution 36"):
+        load_split(small, "train", config=ModelConfig(resolution=36, modality="rgb"), tasks=("bvp",))
 
 
 def test_empty_split_is_an_error(shards, tmp_path):

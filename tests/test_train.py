@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from mmrphys.checkpoints import is_model_folder
-from pipelines.models import resolve_model
+from mmrphys.inference import is_model_folder
+from pipelines.serve.references import resolve_model
 from pipelines.tracking import client
-from pipelines.train import TrainingError, load_run_config, train
+from pipelines.train.driver import TrainingError, load_run_config, train
 from train_fixtures import MODEL_NAME, make_shards, tiny_config
 
 pytestmark = pytest.mark.ray

@@ -8,16 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from mmrphys.checkpoints import (
-    CheckpointError,
-    check_same_variant,
-    load_model,
-    read_training_state,
-    read_weights,
-    save_model,
-    save_training_state,
+from mmrphys.config import (
+    ConfigError,
+    EvalConfig,
+    ExperimentConfig,
+    ModelConfig,
+    PreprocessingConfig,
+    TrainConfig,
+    reported_metric_names,
 )
-from mmrphys.config import ConfigError, ExperimentConfig, ModelConfig, TrainConfig, reported_metric_names
+from mmrphys.inference import load_model, save_model
+from mmrphys.inference.artifact import read_weights
+from mmrphys.model.checkpoint import CheckpointError, check_same_variant, read_training_state, save_training_state
 from mmrphys.model import MMRPhys
 from mmrphys.training import (
     build_optimizer,
@@ -28,6 +30,7 @@ from mmrphys.training import (
 )
 
 TINY = ModelConfig(resolution=9, modality="rgbt", frames=16)
+CROP, EVAL = PreprocessingConfig(size=36, box_scale=1.6), EvalConfig(profile="rppg-toolbox")
 
 
 def _batch(n: int = 2, frames: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -67,7 +70,6 @@ def test_experiment_config_round_trips_through_yaml_with_overrides(tmp_path):
         ("train.lr=-1", "TrainConfig.lr"),
         ("train.precision=fp16", "TrainConfig.precision"),
         ("tracking.alias=champion", "TrackingConfig.alias"),
-        ("train.simulate_worker_failure=4", "TrainConfig.simulate_worker_failure"),
         ("eval.window_seconds=0", "EvalConfig.window_seconds"),
         ("train.epochz=3", "unknown field"),
     ],
@@ -84,9 +86,9 @@ def test_checkpoint_metric_must_be_reported_for_the_tasks():
 
 def test_model_files_round_trip_and_refuse_another_variant(tmp_path):
     model = MMRPhys(TINY)
-    save_model(tmp_path, model.state_dict(), TINY)
-    loaded, config = load_model(tmp_path, expected=TINY)
-    assert config == TINY
+    save_model(tmp_path, model.state_dict(), TINY, CROP, EVAL)
+    loaded, artifact = load_model(tmp_path, expected=TINY)
+    assert (artifact.config, artifact.preprocessing, artifact.evaluation) == (TINY, CROP, EVAL)
     for key, value in model.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key])
     with pytest.raises(CheckpointError, match="resolution 9 .expected 36."):
@@ -97,18 +99,22 @@ def test_model_files_round_trip_and_refuse_another_variant(tmp_path):
 
 def test_weights_of_another_shape_are_refused_with_the_key(tmp_path):
     rgb = ModelConfig(resolution=9, modality="rgb", frames=16)
-    save_model(tmp_path, MMRPhys(rgb).state_dict(), TINY)  # config says rgbt, weights are rgb
+    save_model(tmp_path, MMRPhys(rgb).state_dict(), TINY, CROP, EVAL)  # config says rgbt, weights are rgb
     with pytest.raises(CheckpointError, match="weights do not fit.*shape of"):
         load_model(tmp_path)
 
 
 def test_weights_that_are_not_a_state_dict_are_refused(tmp_path):
-    save_model(tmp_path, MMRPhys(TINY).state_dict(), TINY)
+    save_model(tmp_path, MMRPhys(TINY).state_dict(), TINY, CROP, EVAL)
     (tmp_path / "model.pt").write_bytes(b"not a torch file")
-    with pytest.raises(CheckpointError, match="model.pt: not a loadable state dict"):
+    with pytest.raises(CheckpointError, match="model.pt: cannot read as a weights-only torch checkpoint"):
         read_weights(tmp_path)
     (tmp_path / "model_config.json").write_text(json.dumps({"resolution": 10}))
-    with pytest.raises(CheckpointError, match="model_config.json: not a valid model config"):
+    with pytest.raises(CheckpointError, match="model_config.json: not a valid ModelConfig"):
+        load_model(tmp_path)
+    save_model(tmp_path, MMRPhys(TINY).state_dict(), TINY, CROP, EVAL)
+    (tmp_path / "preprocessing.json").unlink()
+    with pytest.raises(CheckpointError, match="preprocessing.json: missing"):
         load_model(tmp_path)
     with pytest.raises(CheckpointError, match="missing"):
         load_model(tmp_path / "nowhere")

@@ -12,7 +12,7 @@ import yaml
 
 from mmrphys.config import ExperimentConfig
 from mmrphys.config import SearchConfig
-from pipelines.tune import SearchError, check_search, resume_search, run_search
+from pipelines.tune.search import SearchError, check_search, resume_search, run_search
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -37,7 +37,7 @@ def base(train_shards: Path, mlflow_uri: str) -> ExperimentConfig:
 def test_search_ranks_trials_nests_runs_registers_champion_and_resumes(
     ray_cluster, base: ExperimentConfig, mlflow_uri: str, tmp_path: Path
 ) -> None:
-    from pipelines.models import resolve_model
+    from pipelines.serve.references import resolve_model
     from pipelines.tracking import client
 
     space = tmp_path / "space.yaml"

@@ -18,7 +18,7 @@ def test_list_spaces(capsys: pytest.CaptureFixture) -> None:
 
 def test_missing_shards_are_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["tune", "--data", str(tmp_path / "nowhere"), "--space", "resolution_modality"]) == 2
-    assert f"{tmp_path / 'nowhere' / 'manifest.json'}: no manifest" in capsys.readouterr().out
+    assert f"{tmp_path / 'nowhere' / 'manifest.json'}: no manifest" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -32,11 +32,11 @@ def test_missing_shards_are_named(tmp_path: Path, capsys: pytest.CaptureFixture)
 )
 def test_bad_settings_are_named(tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], message: str) -> None:
     assert main(["tune", "--data", str(tmp_path), *args]) == 2
-    assert message in capsys.readouterr().out
+    assert message in capsys.readouterr().err
 
 
 def test_resume_needs_a_search(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["tune", "--resume"]) == 2
-    assert "--resume needs the --name" in capsys.readouterr().out
+    assert "--resume needs the --name" in capsys.readouterr().err
     assert main(["tune", "--resume", "--name", "gone", "--storage", str(tmp_path)]) == 2
-    assert "holds no search started by `mmrphys tune`" in capsys.readouterr().out
+    assert "holds no search started by `mmrphys tune`" in capsys.readouterr().err

@@ -33,7 +33,7 @@ def make_shards(folder: Path, *, subjects: int = 4, seconds: float = 20.0, split
     """
     from mmrphys.data.synthetic import generate_dataset
     from mmrphys.config import IngestConfig
-    from pipelines.ingest import ingest
+    from pipelines.data.ingest import ingest
 
     for recording in generate_dataset(folder / "raw", subjects=subjects, seconds=seconds, fps=30.0, seed=3):
         if strip:
@@ -60,7 +60,7 @@ def tiny_config(shards: Path, tracking_uri: str = "", **train) -> ExperimentConf
 
 def train_tiny(shards: Path, folder: Path) -> TinyRun:
     """Train, log and register the tiny model in a SQLite store under `folder`."""
-    from pipelines.train import train
+    from pipelines.train.driver import train
 
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     config = tiny_config(shards, uri)

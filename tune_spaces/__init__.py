@@ -14,16 +14,15 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from tune_spaces.errors import SpaceError
+from tune_spaces.yaml_space import load_space
+
 #: space name -> module defining `space()`; the module docstring documents the space
 SPACES: dict[str, str] = {
     "resolution_modality": "tune_spaces.resolution_modality",
     "attention": "tune_spaces.attention",
     "default": "tune_spaces.default",
 }
-
-
-class SpaceError(ValueError):
-    """A search space is unknown, malformed, or contains a combination the model rejects."""
 
 
 def space_names() -> list[str]:
@@ -42,7 +41,6 @@ def get_space(name_or_path: str) -> dict[str, Any]:
         return _module(name_or_path).space()
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
-        from tune_spaces.yaml_space import load_space
 
         return load_space(path)
     raise SpaceError(

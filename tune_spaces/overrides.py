@@ -18,7 +18,7 @@ from ray import tune
 from ray.tune.search.sample import Categorical, Domain, Float, Integer
 
 from mmrphys.config import Config, ConfigError
-from tune_spaces import SpaceError
+from tune_spaces.errors import SpaceError
 
 C = TypeVar("C", bound=Config)
 

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from ray import tune
 
-from tune_spaces import SpaceError
+from tune_spaces.errors import SpaceError
 
 _LISTS: dict[str, Callable[[list[Any]], Any]] = {
     "grid": tune.grid_search,

@@ -8,7 +8,7 @@ and takes `section.field=value` overrides (values parsed as YAML scalars).
     config = ExperimentConfig.load_yaml("configs/demo.yaml", ["train.epochs=3"])
 """
 
-from mmrphys.config.base import Config, ConfigError
+from mmrphys.config.base import Config, ConfigError, apply_overrides
 from mmrphys.config.experiment import (
     DataConfig,
     EvalConfig,
@@ -20,7 +20,7 @@ from mmrphys.config.experiment import (
     TrackingConfig,
     TrainConfig,
 )
-from mmrphys.config.ingest import IngestConfig
+from mmrphys.config.ingest import IngestConfig, PreprocessingConfig
 from mmrphys.config.model import (
     MODALITY_CHANNELS,
     RESOLUTIONS,
@@ -40,9 +40,9 @@ from mmrphys.tasks import TaskName as Task
 from mmrphys.tasks import reported_metric_names
 
 __all__ = [
-    "Architecture", "Attention", "BasesInit", "Config", "ConfigError", "Constraint", "DataConfig", "EvalConfig",
+    "Architecture", "Attention", "BasesInit", "Config", "ConfigError", "apply_overrides", "Constraint", "DataConfig", "EvalConfig",
     "ExperimentConfig", "FactorLayout", "Fusion", "IngestConfig", "Kernels", "LossKind",
-    "MODALITY_CHANNELS", "Modality", "ModelConfig", "Precision", "RateMethod", "RESOLUTIONS",
+    "MODALITY_CHANNELS", "Modality", "ModelConfig", "Precision", "PreprocessingConfig", "RateMethod", "RESOLUTIONS",
     "Scheduler", "SearchConfig", "SyntheticConfig", "Task", "TrackingConfig", "TrainConfig",
     "reported_metric_names",
 ]

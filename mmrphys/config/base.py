@@ -183,3 +183,33 @@ def _flatten(key: str, value: Any, out: dict[str, Any]) -> None:
             _flatten(f"{key}.{k}", v, out)
     else:
         out[key] = value
+
+
+def apply_overrides(configs: dict[str, Config], overrides: list[str] | tuple[str, ...]) -> dict[str, Config]:
+    """Apply `section.field=value` overrides to the configs of a command, by section.
+
+    `configs` maps the section names a command takes to their configs, e.g.
+    {"ingest": IngestConfig()} or {"experiment": ExperimentConfig(), "search": SearchConfig()}.
+    An override names a section (`ingest.chunk_frames=160`, `search.num_samples=3`) or a
+    section of one of the configs (`model.resolution=9` goes to the ExperimentConfig).
+    """
+    grouped: dict[str, list[str]] = {name: [] for name in configs}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected SECTION.FIELD=VALUE, e.g. model.resolution=9")
+        head = item.split("=", 1)[0].strip().split(".", 1)[0]
+        if head in configs and "." in item.split("=", 1)[0]:
+            grouped[head].append(item.split(".", 1)[1])
+            continue
+        owners = [name for name, config in configs.items() if head in _sections(config)]
+        if len(owners) != 1:
+            sections = sorted(set(configs) | {s for c in configs.values() for s in _sections(c)})
+            raise ConfigError(f"override {item!r}: unknown section {head!r}; this command takes "
+                              f"SECTION.FIELD=VALUE with SECTION one of {sections}")
+        grouped[owners[0]].append(item)
+    return {name: config.with_overrides(grouped[name]) if grouped[name] else config for name, config in configs.items()}
+
+
+def _sections(config: Config) -> set[str]:
+    """Names of the fields of `config` that are configs themselves (its sections)."""
+    return {f.name for f in dataclasses.fields(config) if isinstance(getattr(config, f.name), Config)}

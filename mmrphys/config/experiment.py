@@ -55,10 +55,8 @@ class TrainConfig(Config):
     checkpoint_metric / checkpoint_mode: which reported metric ranks checkpoints.
     keep_checkpoints: how many of the best checkpoints to keep (the latest is always kept).
     max_failures: worker-group restarts from the last checkpoint before the run fails.
-    init_from: a model reference (checkpoint folder, run folder or models:/...) whose
-        weights start the run; it must be the same variant.
-    simulate_worker_failure: fault-tolerance drill: the last worker exits abruptly once,
-        at the end of this epoch (a marker in the run folder keeps it from repeating).
+    init_from: a model reference (checkpoint folder, run folder, models:/... or a released
+        reference `.pth` checkpoint) whose weights start the run; it must be the same variant.
     reuse_host_memory: start the workers with glibc malloc keeping freed memory for reuse
         (mmrphys.host_memory): CPU steps 1.3-1.5x faster at 72x72 and 36x36; workers keep
         their peak memory (0-15% above the default's peak) until they exit.
@@ -82,7 +80,6 @@ class TrainConfig(Config):
     keep_checkpoints: int = 2
     max_failures: int = 2
     init_from: str = ""
-    simulate_worker_failure: int | None = None
     reuse_host_memory: bool = True
 
     def validate(self) -> None:
@@ -99,11 +96,6 @@ class TrainConfig(Config):
             raise ConfigError(f"TrainConfig.grad_clip: must be > 0 or null, got {self.grad_clip}")
         if self.max_failures < -1:
             raise ConfigError(f"TrainConfig.max_failures: must be >= 0 (or -1: unlimited), got {self.max_failures}")
-        if self.simulate_worker_failure is not None and not 0 <= self.simulate_worker_failure < self.epochs - 1:
-            raise ConfigError(
-                "TrainConfig.simulate_worker_failure: must be an epoch before the last "
-                f"(0..{self.epochs - 2}), got {self.simulate_worker_failure}"
-            )
 
 
 @dataclasses.dataclass(frozen=True)

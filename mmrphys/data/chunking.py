@@ -1,5 +1,4 @@
-"""Cutting aligned recordings into fixed-length chunks, validating them, and the
-per-chunk label standardisation the training stream applies.
+"""Cutting aligned recordings into fixed-length chunks and validating them.
 
 A chunk is rejected (with its reason) rather than silently dropped when its labels hold
 NaN, are constant (z-scoring would divide by zero), or too few of its frames had a
@@ -60,12 +59,3 @@ def check_chunk(
         if mean_quality < min_quality:
             return f"signal quality {mean_quality:.2f} below {min_quality:.2f}"
     return None
-
-
-def standardise(labels: np.ndarray) -> np.ndarray:
-    """Z-score each row (one chunk's signal) with the unbiased std, as the reference
-    trainer does; float32."""
-    labels = np.asarray(labels, np.float64)
-    mean = labels.mean(axis=-1, keepdims=True)
-    std = labels.std(axis=-1, ddof=1, keepdims=True)
-    return ((labels - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)

@@ -14,6 +14,8 @@ from typing import Callable
 
 import numpy as np
 
+from mmrphys.errors import UserError
+
 #: () -> uint8 array (T, H, W, 3), RGB channel order
 RgbLoader = Callable[[], np.ndarray]
 #: () -> float32 array (T, H, W) in `thermal_unit`
@@ -48,5 +50,5 @@ class Recording:
         return f"{self.dataset}/{self.subject}/{self.session}"
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset folder or file is missing, unreadable or malformed; names the path."""

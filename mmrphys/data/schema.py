@@ -86,13 +86,19 @@ def check_shard(path: str | Path) -> pa.Schema:
     return schema
 
 
-def encode_clip(clip: np.ndarray, dtype: str) -> bytes:
-    """Store a float clip as `dtype` bytes (uint8 rounds and clips to 0..255)."""
+def as_stored(clip: np.ndarray, dtype: str) -> np.ndarray:
+    """A float clip in its storage precision (uint8 rounds and clips to 0..255): what a
+    shard holds, and what serving feeds a model so that it sees what it trained on."""
     if dtype == "uint8":
-        return np.clip(np.rint(clip), 0, 255).astype(np.uint8).tobytes()
+        return np.clip(np.rint(clip), 0, 255).astype(np.uint8)
     if dtype in CLIP_DTYPES:
-        return np.ascontiguousarray(clip, dtype=dtype).tobytes()
+        return np.ascontiguousarray(clip, dtype=dtype)
     raise ValueError(f"clip dtype {dtype!r} is not one of {CLIP_DTYPES}")
+
+
+def encode_clip(clip: np.ndarray, dtype: str) -> bytes:
+    """Store a float clip as `dtype` bytes (see `as_stored`)."""
+    return as_stored(clip, dtype).tobytes()
 
 
 def decode_clips(blobs, dtypes, shape: tuple[int, ...]) -> np.ndarray:

@@ -26,7 +26,11 @@ import cv2
 import numpy as np
 
 from mmrphys.config import SyntheticConfig
-from mmrphys.data.synthetic_waveforms import CsvWaveforms, Waveforms, parametric_waveforms
+from mmrphys.data.synthetic_waveforms import (
+    CsvWaveforms,
+    Waveforms,
+    parametric_waveforms,
+)
 
 #: skin base colours (RGB, 0-255) from light to dark
 SKIN_TONES = np.array(

@@ -5,9 +5,20 @@ recordings (`assemble_recordings`, `evaluate_recordings` -> `Evaluation`), each 
 named profile from `mmrphys.profiles`: "default", "rppg-toolbox" or "mmrphys".
 """
 
-from mmrphys.metrics.recordings import Evaluation, assemble_recordings, evaluate_recordings, window_bounds
+from mmrphys.metrics.recordings import (
+    Evaluation,
+    assemble_recordings,
+    evaluate_recordings,
+    window_bounds,
+)
 from mmrphys.metrics.summary import Summary, bland_altman, plot_jitter, summarize
-from mmrphys.metrics.window import WindowRates, min_window_samples, preprocess, waveform_rates, window_rates
+from mmrphys.metrics.window import (
+    WindowRates,
+    min_window_samples,
+    preprocess,
+    waveform_rates,
+    window_rates,
+)
 from mmrphys.profiles import PROFILES, get_profile
 from mmrphys.signals import SignalError, WindowTooShortError
 

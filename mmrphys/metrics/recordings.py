@@ -18,9 +18,14 @@ import numpy as np
 
 from mmrphys import signals
 from mmrphys.metrics.summary import Summary, bland_altman, empty_summary, summarize
-from mmrphys.metrics.window import check_fs, check_signal, is_constant, min_window_samples, window_rates
+from mmrphys.metrics.window import (
+    check_fs,
+    check_signal,
+    is_constant,
+    min_window_samples,
+    window_rates,
+)
 from mmrphys.profiles import Profile, get_profile
-
 
 # the columns of `Evaluation.per_recording` rows, in table order
 ROW_COLUMNS = (

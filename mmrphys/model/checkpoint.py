@@ -1,4 +1,10 @@
-"""Import of the reference implementation's released checkpoints (spec section 8).
+"""Checkpoint files: weights-only reading, strict loading, the training state of a run,
+and import of the reference implementation's released checkpoints.
+
+Nothing here unpickles code: every file is read with `torch.load(weights_only=True)`.
+A training checkpoint folder holds the model artifact (`mmrphys.inference.artifact`)
+plus `training_state.pt` (optimizer, schedule, epoch, best metric) and
+`experiment.yaml` (the whole run config).
 
 The released `.pth` files are plain state dicts saved from a DataParallel wrapper (every
 key starts with `module.`), without `bias1`, with an unused blood-pressure head in the
@@ -17,6 +23,7 @@ from typing import Any
 import torch
 
 from mmrphys.config import ModelConfig
+from mmrphys.errors import UserError
 from mmrphys.model.network import MMRPhys
 
 log = logging.getLogger(__name__)
@@ -35,8 +42,14 @@ EARLY_OR_PER_TASK = {
 }
 
 
-class CheckpointError(ValueError):
-    """A checkpoint cannot be read or matches no MMRPhys variant."""
+TRAINING_STATE_FILE = "training_state.pt"
+EXPERIMENT_FILE = "experiment.yaml"
+#: ModelConfig fields that decide the network's layers and the input it takes
+VARIANT_FIELDS = ("architecture", "resolution", "modality", "fusion", "tasks", "attention", "frames")
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint cannot be read, is of another variant, or matches no architecture."""
 
 
 def resolution_from_name(path: Path) -> int | None:
@@ -57,7 +70,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for corrupt or unsafe files
-        raise CheckpointError(f"{path}: cannot read as a weights-only torch checkpoint: {err}") from None
+        raise CheckpointError(f"{path}: cannot read as a weights-only torch checkpoint: {err}") from err
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise CheckpointError(f"{path}: expected a state dict (mapping of names to tensors), got {type(data).__name__}")
     return dict(data)
@@ -119,26 +132,6 @@ def infer_config(state: dict[str, torch.Tensor], resolution: int, frames: int = 
     return ModelConfig(**settings)
 
 
-def load_state_dict_strict(model: MMRPhys, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load with strict key and shape checks, raising CheckpointError listing the problems."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''} ({len(missing)})")
-        if unexpected:
-            parts.append(f"unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''} ({len(unexpected)})")
-        raise CheckpointError(f"{source}: does not match {model.config.fusion}/{model.config.modality} MMRPhys: " + "; ".join(parts))
-    for key, value in expected.items():
-        if state[key].shape != value.shape:
-            raise CheckpointError(
-                f"{source}: {key} has shape {tuple(state[key].shape)}, expected {tuple(value.shape)}"
-            )
-    model.load_state_dict(state, strict=True)
-
-
 def load_reference_checkpoint(path: str | Path, resolution: int | None = None, **overrides: Any) -> MMRPhys:
     """Load a reference `.pth` state dict into an MMRPhys in eval mode.
 
@@ -161,6 +154,57 @@ def load_reference_checkpoint(path: str | Path, resolution: int | None = None, *
     overrides.setdefault("frames", frames_from_name(path) or 180)
     config = infer_config(state, resolution, **overrides)
     model = MMRPhys(config)
-    load_state_dict_strict(model, state, str(path))
+    load_weights(model, state, str(path))
     log.info("%s: loaded %s (%s, %s fusion, attention %s)", path, config.resolution, config.modality, config.fusion, config.attention)
     return model.eval()
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict file (tensors only; nothing is unpickled), with a clear error."""
+    return _read_state_dict(Path(path))
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Strictly load `state` into `model`, with an error naming the mismatched keys."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''} ({len(missing)})")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''} ({len(unexpected)})")
+        if mismatched:
+            k = mismatched[0]
+            parts.append(f"shape of {k}: {tuple(state[k].shape)} vs model {tuple(own[k].shape)}")
+        raise CheckpointError(f"{source}: weights do not fit this model variant: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+
+
+def check_same_variant(expected: ModelConfig, found: ModelConfig, source: str) -> None:
+    """Raise CheckpointError naming each variant field where `found` differs from `expected`."""
+    differing = [
+        f"{name} {getattr(found, name)!r} (expected {getattr(expected, name)!r})"
+        for name in VARIANT_FIELDS
+        if getattr(found, name) != getattr(expected, name)
+    ]
+    if differing:
+        raise CheckpointError(f"{source}: checkpoint of another model variant: " + ", ".join(differing))
+
+
+def save_training_state(folder: str | Path, state: dict[str, Any]) -> None:
+    """Write optimizer/scheduler/epoch bookkeeping next to the model files."""
+    torch.save(dict(state), Path(folder) / TRAINING_STATE_FILE)
+
+
+def read_training_state(folder: str | Path) -> dict[str, Any]:
+    """Read what `save_training_state` wrote (tensors and plain values only)."""
+    path = Path(folder) / TRAINING_STATE_FILE
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as err:
+        raise CheckpointError(f"{path}: missing; not a training checkpoint") from err
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError...
+        raise CheckpointError(f"{path}: unreadable training state: {err}") from err

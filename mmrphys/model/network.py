@@ -12,9 +12,16 @@ import torch
 from torch import nn
 
 from mmrphys.config import ModelConfig
+from mmrphys.errors import UserError
 from mmrphys.model.blocks import ConvBlock3D, front_end, use_fused
 from mmrphys.model.factorization import FeaturesFactorizationModule
-from mmrphys.model.heads import FACTOR_CHANNELS, BVPFeatureExtractor, BVPHead, RSPFeatureExtractor, RSPHead
+from mmrphys.model.heads import (
+    FACTOR_CHANNELS,
+    BVPFeatureExtractor,
+    BVPHead,
+    RSPFeatureExtractor,
+    RSPHead,
+)
 from mmrphys.model.layouts import LAYOUTS
 
 #: attribute of each task's head (the reference's state-dict prefixes)
@@ -22,7 +29,7 @@ HEADS = {"bvp": "rppg_head", "rsp": "rBr_head"}
 MODALITY_DESCRIPTION = {"rgb": "RGB", "thermal": "thermal", "rgbt": "RGB then thermal"}
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """A clip or label given to the model has the wrong shape, size or values."""
 
 

@@ -41,11 +41,7 @@ def describe(recording: Recording, check: bool) -> tuple[str, str | None]:
 
 def run(args: argparse.Namespace) -> int:
     """List (and check) the recordings; 1 if the dataset or any recording is bad."""
-    try:
-        recordings = list(read_dataset(args.dataset, args.root))
-    except DatasetError as err:
-        print(f"error: {err}")
-        return 1
+    recordings = list(read_dataset(args.dataset, args.root))
     problems = []
     for recording in recordings:
         line, problem = describe(recording, args.check)

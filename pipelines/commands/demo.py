@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipelines.demo import run_demo
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the demo command's arguments."""
@@ -17,7 +19,5 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; the summary and locations are printed as it finishes."""
-    from pipelines.demo import run_demo
-
     run_demo(args.workdir, quick=args.quick, tracking_uri=args.tracking_uri)
     return 0

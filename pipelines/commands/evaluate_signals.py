@@ -7,7 +7,10 @@ import argparse
 import json
 import sys
 
+from mmrphys.metrics import evaluate_recordings
 from mmrphys.profiles import PROFILES, TASKS
+from mmrphys.report import write_report
+from pipelines.data.signal_files import SignalFileError, read_signals
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -47,10 +50,6 @@ def format_table(evaluation) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Read both files, evaluate, print the table; 2 on bad input."""
-    from mmrphys.metrics import evaluate_recordings
-    from mmrphys.report import write_report
-    from pipelines.signal_files import SignalFileError, read_signals
-
     try:
         requested = tuple(args.tasks) if args.tasks else None
         predictions = read_signals(args.predictions, requested)

@@ -6,9 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmrphys.config import ConfigError
+from mmrphys.config import ConfigError, IngestConfig, apply_overrides
 from mmrphys.data.datasets import READERS
-from mmrphys.data.recording import DatasetError
+from pipelines.data.ingest import MANIFEST, ingest
+
+#: everyday flags -> the IngestConfig field each sets
+FLAGS = {"chunk_frames": "chunk_frames", "size": "preprocessing.size", "folds": "folds", "seed": "seed"}
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -16,45 +19,38 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, choices=sorted(READERS), help="dataset reader")
     parser.add_argument("--root", required=True, type=Path, help="the raw dataset folder")
     parser.add_argument("--out", required=True, type=Path, help="folder for shards/ and manifest.json")
-    parser.add_argument("--chunk-frames", type=int, default=180, help="frames per chunk (default 180)")
-    parser.add_argument("--overlap", type=int, default=0, help="frames shared by consecutive chunks (default 0)")
-    parser.add_argument("--size", type=int, default=72, help="stored crop size in pixels (default 72)")
-    parser.add_argument("--rgb-dtype", choices=["uint8", "float16"], default="uint8",
-                        help="storage precision of RGB clips (default uint8; see docs/data.md)")
-    parser.add_argument("--split", default="0.7,0.15,0.15", metavar="TRAIN,VAL,TEST",
-                        help="subject fractions of the train/val/test splits (default 0.7,0.15,0.15)")
-    parser.add_argument("--folds", type=int, default=0,
-                        help="k >= 3: k subject folds instead of fractions (select one later with --fold)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the subject split (default 0)")
-    parser.add_argument("--detect-every", type=int, default=30,
-                        help="Haar face re-detection interval in frames, when a dataset has no boxes")
+    parser.add_argument("--chunk-frames", type=int, help="frames per chunk (ingest.chunk_frames, default 180)")
+    parser.add_argument("--size", type=int,
+                        help="stored crop size in pixels (ingest.preprocessing.size, default 72): the largest "
+                             "resolution a model of these shards can take")
+    parser.add_argument("--split", metavar="TRAIN,VAL,TEST",
+                        help="subject fractions (ingest.split, default 0.7,0.15,0.15; 0,0,1: all in test)")
+    parser.add_argument("--folds", type=int, help="k >= 3: k subject folds instead of fractions (ingest.folds)")
+    parser.add_argument("--seed", type=int, help="seed of the subject split (ingest.seed, default 0)")
     parser.add_argument("--overwrite", action="store_true", help="redo recordings already ingested")
     parser.add_argument("--concurrency", type=int, default=None,
                         help="recordings decoded at once (each holds its video in memory; default: one per CPU)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                        help="any other IngestConfig field, e.g. max_no_face=0.3")
+    parser.add_argument("overrides", nargs="*", metavar="ingest.FIELD=VALUE",
+                        help="any IngestConfig field, e.g. ingest.overlap=30 ingest.preprocessing.rgb_dtype=float16")
+
+
+def ingest_config(args: argparse.Namespace) -> IngestConfig:
+    """The IngestConfig from the flags given and the overrides (the rest take defaults)."""
+    overrides = [f"ingest.{field}={getattr(args, flag)}" for flag, field in FLAGS.items()
+                 if getattr(args, flag) is not None]
+    if args.split is not None:
+        try:
+            split = [float(x) for x in args.split.split(",")]
+        except ValueError as err:
+            raise ConfigError(f"--split: expected three comma-separated fractions, got {args.split!r}") from err
+        overrides.append(f"ingest.split={split}")
+    return apply_overrides({"ingest": IngestConfig()}, overrides + list(args.overrides))["ingest"]
 
 
 def run(args: argparse.Namespace) -> int:
     """Ingest; print the counts, the rejections and where everything went."""
-    from mmrphys.config import IngestConfig
-    from pipelines.ingest import MANIFEST, ingest
-
-    try:
-        split = tuple(float(x) for x in args.split.split(","))
-    except ValueError:
-        print(f"mmrphys ingest: error: --split: expected three comma-separated fractions, got {args.split!r}")
-        return 2
-    try:
-        config = IngestConfig(
-            chunk_frames=args.chunk_frames, overlap=args.overlap, size=args.size, rgb_dtype=args.rgb_dtype,
-            split=split, folds=args.folds, seed=args.seed, detect_every=args.detect_every,
-        ).with_overrides(args.overrides)
-        manifest = ingest(args.dataset, args.root, args.out, config=config, overwrite=args.overwrite,
-                          concurrency=args.concurrency)
-    except (ConfigError, DatasetError) as err:
-        print(f"mmrphys ingest: error: {err}")
-        return 2
+    manifest = ingest(args.dataset, args.root, args.out, config=ingest_config(args), overwrite=args.overwrite,
+                      concurrency=args.concurrency)
     counts = manifest["counts"]
     print(
         f"{counts['chunks']} chunks from {counts['accepted_recordings']} of {counts['recordings']} recordings "

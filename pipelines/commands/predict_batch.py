@@ -1,10 +1,12 @@
 """The batch half of `mmrphys predict`: `--input DIR_OR_SHARDS --out DIR` runs a model
-over many recordings with Ray Data (`pipelines.batch_predict`)."""
+over many recordings with Ray Data (`pipelines.serve.batch`)."""
 
 from __future__ import annotations
 
 import argparse
 import math
+
+from pipelines.serve.batch import batch_predict
 
 
 def register_batch_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,16 +23,8 @@ def register_batch_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_batch(args: argparse.Namespace) -> int:
     """Predict every recording under --input; print the summary and where the files went."""
-    from pipelines.batch_predict import BatchPredictError, batch_predict
-    from pipelines.models import ModelRefError
-
-    try:
-        result = batch_predict(args.model, args.input, args.out, dataset=args.dataset, splits=args.split,
-                               batch_size=args.batch_size, concurrency=args.concurrency,
-                               tracking_uri=args.tracking_uri)
-    except (BatchPredictError, ModelRefError) as err:
-        print(f"error: {err}")
-        return 1
+    result = batch_predict(args.model, args.input, args.out, dataset=args.dataset, splits=args.split,
+                           batch_size=args.batch_size, concurrency=args.concurrency, tracking_uri=args.tracking_uri)
     print(f"{len(result.rows)} recordings ({result.input_kind}) from {args.input}")
     errors = [k for k in result.rows[0] if k.endswith("_abs_error")] if result.rows else []
     for key in errors:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from pipelines.submit import DEFAULT_RUNTIME_ENV, SubmitError, load_runtime_env, submit
 
@@ -37,20 +36,10 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Submit the job; with waiting, exit 0 only if it succeeded."""
     command = args.job[1:] if args.job[:1] == ["--"] else args.job
-    try:
-        env_vars = dict(_key_value(item) for item in args.env)
-        runtime_env = load_runtime_env(args.runtime_env, env_vars)
-        outcome = submit(
-            command,
-            address=args.address,
-            runtime_env=runtime_env,
-            job_id=args.job_id,
-            wait=not args.no_wait,
-            timeout_s=args.timeout,
-        )
-    except SubmitError as err:
-        print(f"mmrphys submit: {err}", file=sys.stderr)
-        return 2
+    env_vars = dict(_key_value(item) for item in args.env)
+    runtime_env = load_runtime_env(args.runtime_env, env_vars)
+    outcome = submit(command, address=args.address, runtime_env=runtime_env, job_id=args.job_id,
+                     wait=not args.no_wait, timeout_s=args.timeout)
     print(f"job {outcome.job_id}: {outcome.status} (ray job logs --address {outcome.address} {outcome.job_id})")
     return 0 if args.no_wait or outcome.succeeded else 1
 

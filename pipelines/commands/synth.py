@@ -7,8 +7,10 @@ import argparse
 import time
 from pathlib import Path
 
-from mmrphys.config import ConfigError
+from mmrphys.config import ConfigError, SyntheticConfig
 from mmrphys.data.recording import DatasetError
+from mmrphys.data.synthetic import generate_dataset
+from mmrphys.data.synthetic_waveforms import CsvWaveforms
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -34,10 +36,6 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render the dataset; print where it went."""
-    from mmrphys.config import SyntheticConfig
-    from mmrphys.data.synthetic import generate_dataset
-    from mmrphys.data.synthetic_waveforms import CsvWaveforms
-
     try:
         config = SyntheticConfig().with_overrides(args.overrides)
         source = None

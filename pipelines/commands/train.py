@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmrphys.config import ConfigError, ExperimentConfig
+import yaml
+
+from mmrphys.config import ExperimentConfig, apply_overrides
+from pipelines.train.driver import load_run_config, train
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -20,50 +23,45 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--register", metavar="NAME", help="register the best model as a new version of NAME")
     parser.add_argument("--alias", help="alias for the new version (with --register), e.g. champion")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+    parser.add_argument("overrides", nargs="*", metavar="SECTION.FIELD=VALUE",
                         help="config overrides, e.g. model.resolution=9 train.epochs=3")
 
 
-def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
-    """The experiment config from --config / --resume, flags and KEY=VALUE overrides."""
-    from pipelines.train import load_run_config
+def experiment_overrides(*, data: str | None = None, tracking_uri: str | None = None, register: str | None = None,
+                         alias: str | None = None) -> list[str]:
+    """The everyday flags of `train` and `tune` as `section.field=value` overrides."""
+    overrides = []
+    if data:
+        overrides.append(f"data.shards={Path(data).resolve()}")
+    if tracking_uri:
+        overrides.append(f"tracking.uri={tracking_uri}")
+    if register:
+        overrides.append(f"tracking.register_as={register}")
+    if alias:
+        overrides.append(f"tracking.alias={alias}")
+    return overrides
 
-    overrides = list(args.overrides)
-    if args.data:
-        overrides.append(f"data.shards={Path(args.data).resolve()}")
-    if args.tracking_uri:
-        overrides.append(f"tracking.uri={args.tracking_uri}")
-    if args.register:
-        overrides.append(f"tracking.register_as={args.register}")
-    if args.alias:
-        overrides.append(f"tracking.alias={args.alias}")
-    if args.resume:
-        return load_run_config(args.resume, overrides)
-    if args.config:
-        return ExperimentConfig.load_yaml(args.config, overrides)
-    return ExperimentConfig().with_overrides(overrides)
+
+def resolve_config(config_file: Path | None, overrides: list[str], resume: Path | None = None) -> ExperimentConfig:
+    """The experiment config of a run: its saved config (resume), a YAML file or the
+    defaults, then the overrides."""
+    if resume:
+        return load_run_config(resume, overrides)
+    if config_file:
+        return ExperimentConfig.load_yaml(config_file, overrides)
+    return apply_overrides({"experiment": ExperimentConfig()}, overrides)["experiment"]
 
 
 def run(args: argparse.Namespace) -> int:
     """Train and print where the run, the model and the metrics went."""
-    from pipelines.train import TrainingError, train
-
-    try:
-        config = resolve_config(args)
-    except (ConfigError, TrainingError) as err:
-        print(f"error: {err}")
-        return 2
+    overrides = experiment_overrides(data=args.data, tracking_uri=args.tracking_uri, register=args.register,
+                                     alias=args.alias) + list(args.overrides)
+    config = resolve_config(args.config, overrides, args.resume)
     if args.print_config:
-        import yaml
-
         print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
         return 0
     storage, name = (args.resume.resolve().parent, args.resume.resolve().name) if args.resume else (args.storage, args.name)
-    try:
-        result = train(config, storage_path=storage, name=name, resume=bool(args.resume))
-    except TrainingError as err:
-        print(f"error: {err}")
-        return 1
+    result = train(config, storage_path=storage, name=name, resume=bool(args.resume))
     metric = config.train.checkpoint_metric
     print(f"best epoch {result.best_metrics['epoch'] + 1}: {metric}={result.best_metrics[metric]:.3f}")
     print(f"run folder:      {result.run_dir}")

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-#: flag -> SearchConfig field, for the flags that set one directly
+from mmrphys.config import ExperimentConfig, SearchConfig, apply_overrides
+from mmrphys.errors import UserError
+from pipelines.commands.train import experiment_overrides
+from pipelines.tune.report import format_table
+from pipelines.tune.search import resume_search, run_search
+from tune_spaces import describe, space_names
+
+#: everyday flags -> the SearchConfig field each sets
 _SEARCH_FLAGS = {
     "space": "space", "algorithm": "algorithm", "num_samples": "num_samples", "metric": "metric",
     "mode": "mode", "scheduler": "scheduler", "grace_period": "grace_period",
@@ -20,8 +27,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     base.add_argument("--config", type=Path, help="experiment YAML every trial starts from")
     base.add_argument("--data", help="shards folder from `mmrphys ingest` (sets data.shards)")
     base.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else ./mlflow.db)")
-    base.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                      help="base config overrides, e.g. train.epochs=4 train.workers=2")
+    base.add_argument("overrides", nargs="*", metavar="SECTION.FIELD=VALUE",
+                      help="overrides of the base experiment (train.epochs=4) and of the search "
+                           "(search.num_samples=3)")
     search = parser.add_argument_group("search")
     search.add_argument("--space", help="built-in space (see --list-spaces) or a YAML space file (default: default)")
     search.add_argument("--algorithm", choices=["grid", "random"], help="grid (default) or random search")
@@ -45,45 +53,33 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list-spaces", action="store_true", help="describe the built-in spaces and exit")
 
 
-def search_config(args: argparse.Namespace):
-    """The SearchConfig from the flags given (the rest take their defaults)."""
-    from mmrphys.config import SearchConfig
-
-    values = {field: getattr(args, flag) for flag, field in _SEARCH_FLAGS.items() if getattr(args, flag) is not None}
+def configs(args: argparse.Namespace) -> tuple[ExperimentConfig, SearchConfig]:
+    """The base experiment and the search, from --config, the flags and the overrides."""
+    flags = {field: getattr(args, flag) for flag, field in _SEARCH_FLAGS.items() if getattr(args, flag) is not None}
     if args.log_trial_models:
-        values["log_trial_models"] = True
-    if values.get("register_as") == "":
-        values.setdefault("alias", "")
-    return SearchConfig.from_dict(values)
+        flags["log_trial_models"] = True
+    if flags.get("register_as") == "":
+        flags.setdefault("alias", "")
+    search = SearchConfig.from_dict(flags)
+    base = ExperimentConfig.load_yaml(args.config) if args.config else ExperimentConfig()
+    overrides = experiment_overrides(data=args.data, tracking_uri=args.tracking_uri) + list(args.overrides)
+    resolved = apply_overrides({"experiment": base, "search": search}, overrides)
+    return resolved["experiment"], resolved["search"]
 
 
 def run(args: argparse.Namespace) -> int:
     """Search (or resume), print the ranked table and where everything went."""
-    from mmrphys.config import ConfigError
-    from pipelines.commands.train import resolve_config
-    from pipelines.train import TrainingError
-    from pipelines.tune import SearchError, resume_search, run_search
-    from pipelines.tune_report import format_table
-    from tune_spaces import describe, space_names
-
     if args.list_spaces:
         for name in space_names():
             print(f"{name}\n    " + describe(name).replace("\n", "\n    ") + "\n")
         return 0
-    try:
-        if args.resume:
-            if not args.name:
-                print("error: --resume needs the --name of the search (and its --storage)")
-                return 2
-            result = resume_search(args.storage / args.name)
-        else:
-            config = resolve_config(argparse.Namespace(
-                config=args.config, data=args.data, tracking_uri=args.tracking_uri,
-                register=None, alias=None, resume=None, overrides=args.overrides))
-            result = run_search(config, search_config(args), storage_path=args.storage, name=args.name)
-    except (ConfigError, TrainingError, SearchError) as err:
-        print(f"error: {err}")
-        return 2
+    if args.resume:
+        if not args.name:
+            raise UserError("--resume needs the --name of the search (and its --storage)")
+        result = resume_search(args.storage / args.name)
+    else:
+        base, search = configs(args)
+        result = run_search(base, search, storage_path=args.storage, name=args.name)
     metric = next(k for k in result.rows[0] if k.startswith("best_") and k != "best_epoch")
     print(format_table(result.rows, metric))
     print(f"search folder:   {result.search_dir}")

@@ -28,11 +28,11 @@ from mmrphys.data.datasets.common import (
     check_finite,
     check_frame_counts,
     frame_files,
+    load_frames,
     matching_dirs,
     no_recordings,
     require_dir,
     require_file,
-    load_frames,
 )
 from mmrphys.data.recording import DatasetError, Recording
 

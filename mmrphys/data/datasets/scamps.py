@@ -21,7 +21,13 @@ from typing import Iterator
 import h5py
 import numpy as np
 
-from mmrphys.data.datasets.common import check_finite, natural_key, no_recordings, require_dir, require_file
+from mmrphys.data.datasets.common import (
+    check_finite,
+    natural_key,
+    no_recordings,
+    require_dir,
+    require_file,
+)
 from mmrphys.data.recording import DatasetError, Recording
 
 DATASET = "scamps"

@@ -25,8 +25,34 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mmrphys.config import ConfigError, ExperimentConfig, SearchConfig, reported_metric_names
+from ray import tune
+from ray.tune.integration.ray_train import TuneReportCallback
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search.basic_variant import BasicVariantGenerator
+
+from mmrphys.config import ExperimentConfig, SearchConfig, reported_metric_names
+from mmrphys.errors import UserError
+from mmrphys.inference.artifact import read_model_config
+from mmrphys.model.checkpoint import EXPERIMENT_FILE
+from pipelines.ray_session import ensure_ray
+from pipelines.serve.pyfunc import log_pyfunc_model
+from pipelines.tracking import (
+    RunLogger,
+    TrackingError,
+    client,
+    register_model,
+    start_run,
+)
+from pipelines.train.checks import TrainingError, check_data, check_tracking
+from pipelines.train.driver import train
+from pipelines.tune.report import plot_metric, rank_trials, write_results
 from tune_spaces import SpaceError, get_space
+from tune_spaces.overrides import (
+    apply_overrides,
+    as_random,
+    check_space,
+    trial_overrides,
+)
 
 SEARCH_FILE = "search.yaml"
 BASE_CONFIG_FILE = "experiment.yaml"
@@ -34,7 +60,7 @@ STATE_FILE = "search.json"
 TRIAL_RUNS_DIR = "train_runs"
 
 
-class SearchError(RuntimeError):
+class SearchError(UserError, RuntimeError):
     """A search cannot start, resume or finish as asked."""
 
 
@@ -60,9 +86,6 @@ def check_search(base: ExperimentConfig, search: SearchConfig) -> tuple[dict[str
     Raises SearchError naming the first problem: an unknown metric, an invalid
     combination, or a trial the shards cannot feed (e.g. thermal for RGB-only shards).
     """
-    from pipelines.train import TrainingError, check_data
-    from tune_spaces.overrides import as_random, check_space
-
     try:
         space = get_space(search.space)
     except SpaceError as err:
@@ -110,13 +133,6 @@ def trial_base(base: ExperimentConfig, search: SearchConfig) -> ExperimentConfig
 
 def run_trial(sample: dict[str, Any], *, base: dict[str, Any], search_dir: str, parent_run_id: str) -> None:
     """Tune function trainable: train the sampled config, reporting every epoch to Tune."""
-    from ray import tune
-    from ray.tune.integration.ray_train import TuneReportCallback
-
-    from mmrphys.checkpoints import EXPERIMENT_FILE
-    from pipelines.train import train
-    from tune_spaces.overrides import apply_overrides, trial_overrides
-
     context = tune.get_context()
     trial_id, trial_name = context.get_trial_id(), context.get_trial_name()
     config = apply_overrides(ExperimentConfig.from_dict(base), trial_overrides(sample))
@@ -140,8 +156,6 @@ def run_search(
     name: str | None = None,
 ) -> SearchResult:
     """Check everything, run the search, then rank, report, log and register the champion."""
-    from pipelines.train import check_tracking
-
     name = name or f"search-{Path(search.space).stem}"
     search_dir = Path(storage_path).resolve() / name
     if (search_dir / STATE_FILE).exists():
@@ -164,8 +178,6 @@ def run_search(
 
 def resume_search(search_dir: str | Path) -> SearchResult:
     """Continue an interrupted search from its folder (`Tuner.restore`)."""
-    from ray import tune
-
     search_dir = Path(search_dir).resolve()
     state_path = search_dir / STATE_FILE
     if not state_path.is_file() or not tune.Tuner.can_restore(str(search_dir)):
@@ -175,7 +187,6 @@ def resume_search(search_dir: str | Path) -> SearchResult:
     search = SearchConfig.load_yaml(search_dir / SEARCH_FILE)
     uri, parent_run_id = state["tracking_uri"], state["parent_run_id"]
     if parent_run_id:
-        from pipelines.tracking import RunLogger
 
         RunLogger(uri, parent_run_id).reopen()
     _ensure_ray(base, search)
@@ -190,14 +201,12 @@ def resume_search(search_dir: str | Path) -> SearchResult:
 
 
 def _ensure_ray(base: ExperimentConfig, search: SearchConfig) -> None:
-    from pipelines.ray_session import ensure_ray
 
     per_trial = base.train.workers * base.train.cpus_per_worker + search.trial_cpus
     ensure_ray(per_trial * search.max_concurrent_trials)
 
 
 def _trainable(base: ExperimentConfig, search: SearchConfig, search_dir: Path, parent_run_id: str):
-    from ray import tune
 
     resources = {"cpu": search.trial_cpus}
     return tune.with_resources(
@@ -209,9 +218,6 @@ def _trainable(base: ExperimentConfig, search: SearchConfig, search_dir: Path, p
 
 def _tuner(base: ExperimentConfig, search: SearchConfig, space: dict[str, Any], search_dir: Path,
            parent_run_id: str, max_epochs: int):
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     _ensure_ray(base, search)
     scheduler = FIFOScheduler()
@@ -246,7 +252,6 @@ def _tuner(base: ExperimentConfig, search: SearchConfig, space: dict[str, Any], 
 
 
 def _start_parent_run(base: ExperimentConfig, search: SearchConfig, uri: str, search_dir: Path, name: str) -> str:
-    from pipelines.tracking import RunLogger, start_run
 
     run_id = start_run(uri, base.tracking.replace(parent_run_id="", run_name=""), run_name=name,
                        tags={"mmrphys.kind": "tune", "mmrphys.search_dir": str(search_dir)})
@@ -261,11 +266,8 @@ def _start_parent_run(base: ExperimentConfig, search: SearchConfig, uri: str, se
 def _finish(tuner, base: ExperimentConfig, search: SearchConfig, search_dir: Path,
             uri: str | None, parent_run_id: str) -> SearchResult:
     """Run (or continue) the trials, then rank, report, log and register."""
-    from pipelines.tune_report import plot_metric, rank_trials, write_results
-
     logger = None
     if parent_run_id:
-        from pipelines.tracking import RunLogger
 
         logger = RunLogger(uri, parent_run_id)
     try:
@@ -307,8 +309,6 @@ def _finish(tuner, base: ExperimentConfig, search: SearchConfig, search_dir: Pat
 def _close_trial_runs(rows: list[dict[str, Any]], uri: str) -> None:
     """Tag each trial's MLflow run with its outcome; close the runs of trials Tune stopped
     (their process ended mid-training, so their run was left RUNNING)."""
-    from pipelines.tracking import RunLogger, client
-
     final = {"completed": "FINISHED", "stopped early": "KILLED", "error": "FAILED"}
     for row in rows:
         if not row.get("mlflow_run_id"):
@@ -321,10 +321,6 @@ def _close_trial_runs(rows: list[dict[str, Any]], uri: str) -> None:
 
 def _register_champion(best: dict[str, Any], search: SearchConfig, uri: str) -> dict[str, Any]:
     """Log the best trial's best checkpoint as a model in its run; register it with the alias."""
-    from mmrphys.checkpoints import read_model_config
-    from pipelines.serving import log_pyfunc_model
-    from pipelines.tracking import RunLogger, TrackingError, client, register_model
-
     run_id = best.get("mlflow_run_id")
     if not run_id:
         raise SearchError(f"best trial {best['trial_id']} has no MLflow run to register a model from")

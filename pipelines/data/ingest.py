@@ -1,6 +1,6 @@
 """Ingest a dataset into validated, subject-split Parquet chunk shards with Ray Data.
 
-One Ray task per recording (`pipelines.ingest_recording`) decodes it, finds the face (the
+One Ray task per recording (`pipelines.data.ingest_recording`) decodes it, finds the face (the
 recording's own boxes, or the Haar detector), crops and aligns RGB, thermal and labels,
 cuts chunks, validates them and writes one shard per recording (`shards/<recording>.parquet`) with a sidecar
 `<recording>.json` holding its outcome. `SHARDS_DIR/manifest.json` then gathers the
@@ -21,14 +21,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import ray.data
+from tqdm import tqdm
 
 from mmrphys.config import IngestConfig
 from mmrphys.data.datasets import read_dataset
 from mmrphys.data.recording import DatasetError
 from mmrphys.data.schema import SCHEMA_VERSION
-from pipelines.data import MANIFEST, SPLITS
-from pipelines.ingest_recording import SHARDS, atomic_write_json, ingest_recording, shard_name
-
+from pipelines.data.ingest_recording import (
+    SHARDS,
+    atomic_write_json,
+    ingest_recording,
+    shard_name,
+)
+from pipelines.data.shards import MANIFEST, SPLITS
+from pipelines.ray_session import ensure_ray
 
 # ---------------------------------------------------------------- subject splits
 
@@ -88,29 +95,25 @@ def ingest(
     dataset: str,
     root: str | Path,
     out: str | Path,
-    chunk_frames: int = 180,
-    *,
     config: IngestConfig | None = None,
+    *,
     overwrite: bool = False,
     progress: bool = True,
     concurrency: int | None = None,
 ) -> dict:
     """Ingest dataset `dataset` under `root` into shards and a manifest under `out`.
 
-    `config` gives every setting (its chunk_frames wins over the argument).
+    `config` gives every setting (defaults: `IngestConfig()`).
     `concurrency` caps the recordings decoded at once (each holds its whole video in
     memory); by default Ray Data runs one per free CPU. Returns the manifest. Raises DatasetError when the dataset has no recordings or every recording is
     rejected (the manifest with the validation report is written first).
     """
-    import ray.data
-
-    from pipelines.ray_session import ensure_ray
-
-    config = config or IngestConfig(chunk_frames=chunk_frames)
+    config = config or IngestConfig()
     out = Path(out)
     shards_dir = out / SHARDS
-    shards_dir.mkdir(parents=True, exist_ok=True)
     recordings = list(read_dataset(dataset, root))
+    if not recordings:
+        raise DatasetError(f"{root}: the {dataset!r} reader found no recordings")
     ids = [r.recording_id for r in recordings]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
@@ -119,6 +122,8 @@ def ingest(
     folds = split_by_folds(subjects, config.folds, config.seed) if config.folds else None
     splits = None if folds else split_by_fraction(subjects, config.split, config.seed)
 
+    # only now that the dataset has recordings does anything get written
+    shards_dir.mkdir(parents=True, exist_ok=True)
     key = config.shard_key()
     entries: dict[str, dict] = {}
     todo = []
@@ -141,7 +146,6 @@ def ingest(
         )
         bar = None
         if progress:
-            from tqdm import tqdm
 
             bar = tqdm(total=len(todo), desc="ingest", unit="recording")
         for row in results.iter_rows():

@@ -9,8 +9,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from mmrphys.checkpoints import is_model_folder
 from mmrphys.config import ExperimentConfig
+from mmrphys.inference import is_model_folder
+from pipelines.train.driver import BEST_MODEL_DIR, MLFLOW_RUN_FILE
+from tune_spaces.overrides import trial_overrides
 
 #: ranking order of trial outcomes (ties in the metric keep this order)
 _STATUS_ORDER = {"completed": 0, "stopped early": 1, "error": 2}
@@ -18,9 +20,6 @@ _STATUS_ORDER = {"completed": 0, "stopped early": 1, "error": 2}
 
 def rank_trials(grid, search, trial_runs: Path, base_epochs: int) -> list[dict[str, Any]]:
     """One row per trial, best first: outcome, best metric, where its run and model are."""
-    from pipelines.train import BEST_MODEL_DIR, MLFLOW_RUN_FILE
-    from tune_spaces.overrides import trial_overrides
-
     rows = []
     for result in grid:
         trial_id = Path(result.path).name

@@ -3,6 +3,6 @@ holds this file, our code and the weights, and no pickled Python object at all."
 
 import mlflow.models
 
-from pipelines.serving import MMRPhysPyfunc
+from pipelines.serve.pyfunc import MMRPhysPyfunc
 
 mlflow.models.set_model(MMRPhysPyfunc())

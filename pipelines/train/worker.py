@@ -9,23 +9,27 @@ The recipe itself (optimizer, epoch, inference, metrics) is `mmrphys.training`.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import ray.train
+import ray.train.torch
 import torch
 
-from mmrphys.checkpoints import (
+from mmrphys.config import ExperimentConfig, PreprocessingConfig
+from mmrphys.data.recording import DatasetError
+from mmrphys.host_memory import started_with_reuse
+from mmrphys.inference import save_model
+from mmrphys.inference.artifact import read_weights
+from mmrphys.model import build_model
+from mmrphys.model.checkpoint import (
     EXPERIMENT_FILE,
     load_weights,
     read_training_state,
-    save_model,
     save_training_state,
 )
-from mmrphys.config import ExperimentConfig
-from mmrphys.host_memory import started_with_reuse
 from mmrphys.training import (
     ValidationOutput,
     build_optimizer,
@@ -34,52 +38,48 @@ from mmrphys.training import (
     train_epoch,
     validation_metrics,
 )
+from pipelines.serve.references import fetch_model, resolve_model
+from pipelines.tracking import RunLogger
 
 #: validation splits up to this size (decoded float32) are kept in rank 0's memory
 VAL_CACHE_BYTES = 512 * 1024**2
 
 def _restore(model: torch.nn.Module, config: ExperimentConfig) -> dict[str, Any] | None:
-    """Load the latest Ray checkpoint (after a failure or on resume), else `init_from` weights."""
-    import ray.train
-
+    """Load the latest Ray checkpoint (after a failure or on resume), else the `init_from`
+    weights (a model reference or a released `.pth`, checked by the driver)."""
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            from mmrphys.checkpoints import read_weights
-
             load_weights(model, read_weights(folder), folder)
             return read_training_state(folder)
     if config.train.init_from:
-        from pipelines.models import fetch_model_folder
-        from mmrphys.checkpoints import read_weights
-
-        folder = fetch_model_folder(config.train.init_from)
-        load_weights(model, read_weights(folder), str(folder))
+        start, _ = resolve_model(str(fetch_model(config.train.init_from)))
+        load_weights(model, start.state_dict(), config.train.init_from)
     return None
 
 
-def _all_reduce_sum(values: list[float]) -> list[float]:
+def _all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
+    """Sum across workers. The tensor lives on the worker's device: NCCL (the GPU backend)
+    reduces CUDA tensors only; float64 keeps sample-weighted sums exact enough on CPU
+    (NCCL has no float64 on some GPUs, so float32 there)."""
     if not torch.distributed.is_initialized():
         return values
-    tensor = torch.tensor(values, dtype=torch.float64)
+    dtype = torch.float64 if device.type == "cpu" else torch.float32
+    tensor = torch.tensor(values, dtype=dtype, device=device)
     torch.distributed.all_reduce(tensor)
-    return tensor.tolist()
+    return tensor.cpu().tolist()
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """One Ray Train worker: restore, then train / validate / checkpoint each epoch."""
-    import ray.train
-    import ray.train.torch
-
-    from mmrphys.model import MMRPhys
-
     config = ExperimentConfig.from_dict(loop_config["experiment"])
     context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
+    rank = context.get_world_rank()
     torch.manual_seed(config.train.seed + rank)
     tasks, weights = config.model.tasks, config.task_weights
 
-    model = MMRPhys(config.model)
+    preprocessing = PreprocessingConfig.from_dict(loop_config["preprocessing"])
+    model = build_model(config.model)
     state = _restore(model, config)
     device = ray.train.torch.get_device()
     model = ray.train.torch.prepare_model(model)
@@ -97,8 +97,6 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     logger = None
     if rank == 0 and loop_config.get("mlflow_run_id"):
-        from pipelines.tracking import RunLogger
-
         logger = RunLogger(loop_config["tracking_uri"], loop_config["mlflow_run_id"])
         # what the worker process really started with (TrainConfig.reuse_host_memory)
         logger.set_tags({"host_memory_reuse": started_with_reuse()})
@@ -119,7 +117,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                             train=config.train, device=device)
         train_seconds = time.perf_counter() - started
         sums = _all_reduce_sum([stats.loss * stats.samples, float(stats.samples)]
-                               + [stats.task_losses[t] * stats.samples for t in tasks])
+                               + [stats.task_losses[t] * stats.samples for t in tasks], device)
         metrics: dict[str, Any] = {"epoch": epoch, "started_at_epoch": start_epoch}
         if rank == 0:
             samples = max(sums[1], 1.0)
@@ -144,7 +142,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                 logger.log_metrics({k: v for k, v in metrics.items() if k not in ("epoch", "started_at_epoch")},
                                    step=epoch)
             with tempfile.TemporaryDirectory() as folder:
-                save_model(folder, bare_model.state_dict(), config.model)
+                save_model(folder, bare_model.state_dict(), config.model, preprocessing, config.eval)
                 save_training_state(folder, {
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -156,7 +154,6 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
         else:
             ray.train.report(metrics, checkpoint=None)
-        _maybe_fail(loop_config.get("failure_marker"), config, epoch, rank, world)
 
 
 def _validation_batches(shard, config: ExperimentConfig, rows: int):
@@ -184,9 +181,7 @@ def _validation_batches(shard, config: ExperimentConfig, rows: int):
 
 def _validation_metrics(output: ValidationOutput, config: ExperimentConfig) -> dict[str, float]:
     if output.samples == 0:
-        from pipelines.train import TrainingError
-
-        raise TrainingError(f"{config.data.shards}: split {config.data.val_split!r} yielded no chunks")
+        raise DatasetError(f"{config.data.shards}: split {config.data.val_split!r} yielded no chunks")
     return validation_metrics(output, config.eval, config.model.tasks)
 
 
@@ -194,14 +189,3 @@ def _progress_line(epoch: int, epochs: int, metrics: dict[str, Any]) -> str:
     shown = ("train_loss", "val_loss", "val_hr_mae", "val_rr_mae", "val_rate_mae")
     parts = [f"{k}={metrics[k]:.3f}" for k in shown if k in metrics]
     return f"[mmrphys] epoch {epoch + 1}/{epochs} " + " ".join(parts) + f" ({metrics['epoch_seconds']:.0f}s)"
-
-
-def _maybe_fail(marker: str | None, config: ExperimentConfig, epoch: int, rank: int, world: int) -> None:
-    """The fault drill: the last worker dies abruptly, once, after this epoch's report."""
-    if config.train.simulate_worker_failure != epoch or rank != world - 1 or not marker:
-        return
-    if os.path.exists(marker):
-        return
-    Path(marker).write_text(f"worker {rank} exited after epoch {epoch}\n")
-    print(f"[mmrphys] fault drill: worker {rank} exits after epoch {epoch + 1}", flush=True)
-    os._exit(1)

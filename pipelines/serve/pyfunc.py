@@ -1,8 +1,9 @@
 """The deployment format: an MLflow pyfunc model that wraps our own loader.
 
-Its artifacts are the weights (a state dict, loaded with `torch.load(weights_only=True)`)
-and the model config as JSON; `load_context` rebuilds MMRPhys through
-`mmrphys.checkpoints`, so no pickled module or traced graph is ever loaded. The project's
+Its artifacts are the files of the model artifact (weights as a state dict, loaded with
+`torch.load(weights_only=True)`, and the model, preprocessing and evaluation configs as
+JSON); `load_context` rebuilds the network through `mmrphys.inference.load_model`, so no
+pickled module or traced graph is ever loaded. The project's
 code travels with the model (`code_paths`), so `mlflow.pyfunc.load_model` works where the
 package is not installed.
 
@@ -21,82 +22,55 @@ from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
+import scipy
+import torch
+from mlflow.models import ModelSignature
+from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
-from mmrphys.checkpoints import MODEL_CONFIG_FILE, WEIGHTS_FILE, read_model_config
 from mmrphys.config import ModelConfig
+from mmrphys.inference import Predictor, clip_rates, load_model
+from mmrphys.inference.artifact import (
+    EVALUATION_FILE,
+    MODEL_CONFIG_FILE,
+    PREPROCESSING_FILE,
+    WEIGHTS_FILE,
+    read_model_config,
+)
+from mmrphys.model import export_onnx
+from mmrphys.tasks import TASKS
+from pipelines.ray_session import PROJECT_ROOT
 
-#: what each task's waveform is reported as, per clip
-RATE_OUTPUTS = {"bvp": "heart_rate_bpm", "rsp": "respiration_rate_bpm"}
 #: frame rate assumed when the caller gives none (the synthetic data and most datasets)
 DEFAULT_FPS = 30.0
 #: frames in the logged input example: short, since the example is stored as JSON
 EXAMPLE_FRAMES = 9
 
 
-def predict_waveforms(model, clips: np.ndarray, batch_size: int = 8) -> dict[str, np.ndarray]:
-    """Eval-mode waveforms for raw clips (B, C, T or T+1, H, W), z-scored per clip."""
-    import torch
-
-    from mmrphys.losses import zscore
-
-    clips = np.asarray(clips, dtype=np.float32)
-    if clips.ndim == 4:
-        clips = clips[None]
-    outputs: dict[str, list[np.ndarray]] = {}
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, len(clips), batch_size):
-            predictions = model(torch.from_numpy(clips[start : start + batch_size]))
-            for task, value in predictions.items():
-                outputs.setdefault(task, []).append(zscore(value.float()).numpy())
-    return {task: np.concatenate(parts) for task, parts in outputs.items()}
-
-
-def clip_rates(waveforms: dict[str, np.ndarray], fps: float, profile: str = "default") -> dict[str, np.ndarray]:
-    """Per-clip HR / RR (per minute) from (B, T) waveforms, by the evaluation profile's rules.
-
-    NaN for a clip too short for the task's band (e.g. RR from a 6 s clip) or constant.
-    """
-    from mmrphys.metrics import waveform_rates
-
-    rates = {}
-    for task, values in waveforms.items():
-        values = np.atleast_2d(np.asarray(values, dtype=np.float64))
-        out = waveform_rates(values, fps, task, profile=profile)
-        rates[RATE_OUTPUTS[task]] = out
-    return rates
-
-
 class MMRPhysPyfunc(mlflow.pyfunc.PythonModel):
-    """MLflow pyfunc: clips in, waveforms and rates out."""
+    """MLflow pyfunc: clips in, waveforms and rates out (any architecture)."""
 
     def load_context(self, context) -> None:
-        from mmrphys.checkpoints import load_model
+        model, artifact = load_model(Path(context.artifacts["weights"]).parent)
+        self.predictor = Predictor(model, artifact.config)
+        self.profile = artifact.evaluation.profile
 
-        self.model, self.config = load_model(Path(context.artifacts["weights"]).parent)
-        self.model.eval()
-
-    # model_input has no type hint on purpose: MLflow would derive a second schema from it
-    def predict(self, context, model_input, params: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+    def predict(self, context, model_input: np.ndarray, params: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
         """model_input: float32 clips (B, C, T or T+1, H, W); params: {"fps": frame rate}."""
         if isinstance(model_input, dict):
             model_input = model_input["video"]
         fps = float((params or {}).get("fps", DEFAULT_FPS))
-        waveforms = predict_waveforms(self.model, model_input)
-        return {**waveforms, **clip_rates(waveforms, fps)}
+        waveforms = self.predictor.predict_clips(model_input)
+        return {**waveforms, **clip_rates(waveforms, fps, self.profile)}
 
 
 def signature_for(config: ModelConfig):
     """Tensor signature: (-1, C, -1, H, W) float32 clips in; waveforms and rates out."""
-    from mlflow.models import ModelSignature
-    from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
-
     f32 = np.dtype(np.float32)
     side = config.resolution
     inputs = Schema([TensorSpec(f32, (-1, config.in_channels, -1, side, side))])
     outputs = Schema(
         [TensorSpec(f32, (-1, -1), task) for task in config.tasks]
-        + [TensorSpec(np.dtype(np.float64), (-1,), RATE_OUTPUTS[task]) for task in config.tasks]
+        + [TensorSpec(np.dtype(np.float64), (-1,), TASKS[task].rate_output) for task in config.tasks]
     )
     params = ParamSchema([ParamSpec("fps", "double", DEFAULT_FPS)])
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
@@ -111,8 +85,6 @@ def input_example(config: ModelConfig) -> np.ndarray:
 
 def _code_snapshot(target: Path) -> list[str]:
     """Copies of `mmrphys/` and `pipelines/` without caches, for `code_paths`."""
-    from pipelines.ray_session import PROJECT_ROOT
-
     paths = []
     for package in ("mmrphys", "pipelines"):
         destination = target / package
@@ -124,9 +96,6 @@ def _code_snapshot(target: Path) -> list[str]:
 
 def pip_requirements() -> list[str]:
     """What the model needs at load time (the CPU torch build's local tag dropped)."""
-    import scipy
-    import torch
-
     return [
         f"torch=={torch.__version__.split('+')[0]}",
         f"mlflow=={mlflow.__version__}",
@@ -146,7 +115,9 @@ def log_pyfunc_model(logger, model_dir: str | Path, *, with_onnx: bool = True, n
         info = mlflow.pyfunc.log_model(
             name=name,
             python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
-            artifacts={"weights": str(model_dir / WEIGHTS_FILE), "config": str(model_dir / MODEL_CONFIG_FILE)},
+            artifacts={"weights": str(model_dir / WEIGHTS_FILE), "config": str(model_dir / MODEL_CONFIG_FILE),
+                       "preprocessing": str(model_dir / PREPROCESSING_FILE),
+                       "evaluation": str(model_dir / EVALUATION_FILE)},
             code_paths=_code_snapshot(Path(scratch)),
             signature=signature_for(config),
             input_example=(input_example(config), {"fps": DEFAULT_FPS}),
@@ -154,9 +125,6 @@ def log_pyfunc_model(logger, model_dir: str | Path, *, with_onnx: bool = True, n
             metadata={"mmrphys_model_config": config.to_dict()},
         )
         if with_onnx:
-            from mmrphys.checkpoints import load_model
-            from mmrphys.model import export_onnx
-
             model, _ = load_model(model_dir)
             onnx_path = Path(scratch) / "mmrphys.onnx"
             export_onnx(model, onnx_path)

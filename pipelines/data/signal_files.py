@@ -22,11 +22,12 @@ import pyarrow as pa
 import pyarrow.csv
 import pyarrow.parquet
 
+from mmrphys.errors import UserError
 from mmrphys.metrics import assemble_recordings
 from mmrphys.profiles import TASKS
 
 
-class SignalFileError(ValueError):
+class SignalFileError(UserError, ValueError):
     """A signal file is missing, unreadable or laid out in a way we do not read."""
 
 

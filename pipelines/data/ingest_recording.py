@@ -1,4 +1,4 @@
-"""One recording becomes one Parquet shard: the Ray Data task of `pipelines.ingest`.
+"""One recording becomes one Parquet shard: the Ray Data task of `pipelines.data.ingest`.
 
 `ingest_recording` decodes a recording, finds the face (the recording's own boxes, or the
 Haar detector), crops and aligns RGB, thermal and labels, cuts and validates chunks, and
@@ -26,12 +26,10 @@ from mmrphys.config import IngestConfig
 from mmrphys.data.chunking import check_chunk, chunk_starts, label_rate
 from mmrphys.data.recording import DatasetError, Recording
 from mmrphys.data.schema import encode_clip, rows_to_table
-from mmrphys.data.video import NoFaceError, crop_resize, detect_faces, smooth_boxes, square_boxes, thermal_boxes
+from mmrphys.inference.preprocessing import crop_boxes, crop_faces
 
 #: the folder under the output directory that holds the shards and their sidecars
 SHARDS = "shards"
-#: largest magnitude float16 stores with better than 1-unit resolution
-_FLOAT16_EXACT_LIMIT = 2048.0
 
 
 def shard_name(recording_id: str) -> str:
@@ -53,24 +51,6 @@ def atomic_write_bytes(path: Path, write) -> None:
 def atomic_write_json(path: Path, data: Any) -> None:
     """Write `data` as indented JSON to `path`, atomically."""
     atomic_write_bytes(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
-
-
-def _face_boxes(recording: Recording, rgb: np.ndarray, config: IngestConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame crop boxes and a per-frame flag of whether a face was found."""
-    n, height, width = rgb.shape[:3]
-    if recording.pre_cropped:
-        return np.tile([0.0, 0.0, width, height], (n, 1)), np.ones(n, bool)
-    if recording.load_face_boxes is not None:
-        boxes = np.asarray(recording.load_face_boxes(), np.float64)
-        if boxes.ndim != 2 or boxes.shape[1] != 4 or len(boxes) < n:
-            raise DatasetError(f"{recording.source}: face boxes have shape {boxes.shape}, expected ({n}, 4)")
-        boxes, found = boxes[:n], np.ones(n, bool)
-    else:
-        try:
-            boxes, found = detect_faces(rgb, every=config.detect_every)
-        except NoFaceError as err:
-            raise NoFaceError(f"{recording.source}: {err}") from None
-    return smooth_boxes(square_boxes(boxes, config.box_scale), config.smooth_frames), found
 
 
 def _ingest_recording(recording: Recording, config: IngestConfig, shard: Path) -> dict:
@@ -110,17 +90,14 @@ def _ingest_recording(recording: Recording, config: IngestConfig, shard: Path) -
             entry["warnings"].append(f"{name} labels run {(len(values) - n) / recording.fps:.1f} s past the video: cut")
     n = min([n] + [len(v) for v in labels.values()])
 
-    boxes, found = _face_boxes(recording, rgb[:n], config)
+    spec = config.preprocessing
+    own_boxes = recording.load_face_boxes() if recording.load_face_boxes is not None and not recording.pre_cropped else None
+    boxes, found = crop_boxes(rgb[:n], spec, boxes=own_boxes, pre_cropped=recording.pre_cropped,
+                              where=str(recording.source))
     entry["frames_without_face"] = int(n - found[:n].sum())
-    rgb_shape = rgb.shape[1:3]
-    clips = crop_resize(rgb[:n], boxes[:n], config.size)
-    del rgb
-    thermal_clips, thermal_dtype = None, None
-    if thermal is not None:
-        thermal_clips = crop_resize(thermal[:n], thermal_boxes(boxes[:n], rgb_shape, thermal.shape[1:3]), config.size)
-        # float16 resolves temperatures in degrees finely; raw sensor counts need float32
-        thermal_dtype = "float16" if np.nanmax(np.abs(thermal_clips)) < _FLOAT16_EXACT_LIMIT else "float32"
-        del thermal
+    crops = crop_faces(rgb[:n], None if thermal is None else thermal[:n], boxes[:n], spec)
+    del rgb, thermal
+    clips, thermal_clips, thermal_dtype = crops.rgb, crops.thermal, crops.thermal_dtype
 
     rows = []
     for index, start in enumerate(chunk_starts(n, config.chunk_frames, config.overlap)):
@@ -140,9 +117,9 @@ def _ingest_recording(recording: Recording, config: IngestConfig, shard: Path) -
             "start_frame": start,
             "fps": float(recording.fps),
             "frames": config.chunk_frames,
-            "size": config.size,
-            "rgb": encode_clip(clips[span], config.rgb_dtype),
-            "rgb_dtype": config.rgb_dtype,
+            "size": spec.size,
+            "rgb": encode_clip(clips[span], spec.rgb_dtype),
+            "rgb_dtype": spec.rgb_dtype,
             "thermal": encode_clip(thermal_clips[span], thermal_dtype) if thermal_clips is not None else None,
             "thermal_dtype": thermal_dtype,
             "thermal_unit": recording.thermal_unit if thermal_clips is not None else None,

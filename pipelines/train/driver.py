@@ -1,14 +1,15 @@
-"""Distributed training of MMRPhys with Ray Train, tracked in MLflow.
+"""Distributed training with Ray Train, tracked in MLflow: the driver of a run.
 
 Ray appears only at the edges: the training split streams into each worker through
 `get_dataset_shard`, the model is wrapped for DDP by `prepare_model`, and every epoch ends
 in `ray.train.report` with metrics and (from rank 0) a checkpoint. The per-worker loop is
-`pipelines.train_worker`; the recipe itself is `mmrphys.training`. `train()` adds what
-surrounds a run: checks before any work starts, the saved config, the MLflow run, logging
-the best model (pyfunc + ONNX), its validation report and plots, and registration.
+`pipelines.train.worker`; the recipe itself is `mmrphys.training`. `train()` adds what
+surrounds a run: checks before any work starts (`pipelines.train.checks`), the saved
+config, the MLflow run, logging the best model (pyfunc + ONNX), its validation and test
+reports and plots, and registration.
 
 A run lives in `<storage_path>/<name>/`: `experiment.yaml`, Ray's `checkpoint_*` folders,
-`best_model/` (weights + model config) and `val_report/`. Running again with the same
+`best_model/` (the model artifact) and `val_report/`. Running again with the same
 storage path and name resumes from the latest checkpoint (Ray Train restores it).
 """
 
@@ -22,9 +23,31 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mmrphys.checkpoints import EXPERIMENT_FILE, CheckpointError, check_same_variant
+import ray.train
+from ray.train.torch import TorchTrainer
+
 from mmrphys.config import ExperimentConfig
 from mmrphys.host_memory import reuse_env
+from mmrphys.inference import read_artifact
+from mmrphys.model.checkpoint import (
+    EXPERIMENT_FILE,
+    CheckpointError,
+    check_same_variant,
+)
+from pipelines.data.shards import preprocessing_of, split_rows
+from pipelines.data.stream import load_split
+from pipelines.ray_session import ensure_ray
+from pipelines.serve.evaluate import evaluate
+from pipelines.serve.pyfunc import log_pyfunc_model
+from pipelines.tracking import RunLogger, register_model, start_run
+from pipelines.train.checks import (
+    TrainingError,
+    check_data,
+    check_init_from,
+    check_tracking,
+    steps_per_epoch,
+)
+from pipelines.train.worker import train_loop_per_worker
 
 MLFLOW_RUN_FILE = "mlflow_run.json"
 HISTORY_FILE = "history.jsonl"
@@ -32,8 +55,8 @@ BEST_MODEL_DIR = "best_model"
 VAL_REPORT_DIR = "val_report"
 
 
-class TrainingError(RuntimeError):
-    """Training could not start or did not finish."""
+class TrainingFailed(RuntimeError):
+    """A run that started did not finish (a worker error, or no checkpoint)."""
 
 
 @dataclasses.dataclass
@@ -52,82 +75,6 @@ class TrainResult:
     registered_version: str | None = None
 
 
-# ---------------------------------------------------------------------------------------
-# checks before any work starts
-
-
-def check_data(config: ExperimentConfig) -> None:
-    """Fail fast, naming the problem, if the train or val split cannot feed this model."""
-    from pipelines.data import DataError, check_split
-
-    if not config.data.shards:
-        raise TrainingError("DataConfig.shards: no shards folder given (use --data SHARDS_DIR)")
-    for split in (config.data.train_split, config.data.val_split):
-        try:
-            check_split(config.data.shards, split, modality=config.model.modality,
-                        tasks=config.model.tasks, fold=config.data.fold)
-        except DataError as err:
-            raise TrainingError(str(err)) from None
-    steps_per_epoch(config)
-
-
-def check_init_from(config: ExperimentConfig) -> None:
-    """A starting checkpoint must hold the variant this config trains."""
-    if not config.train.init_from:
-        return
-    from pipelines.models import ModelRefError, fetch_model_folder
-    from mmrphys.checkpoints import read_model_config
-
-    try:
-        folder = fetch_model_folder(config.train.init_from)
-        check_same_variant(config.model, read_model_config(folder), config.train.init_from)
-    except (ModelRefError, CheckpointError) as err:
-        raise TrainingError(f"TrainConfig.init_from: {err}") from None
-
-
-def check_tracking(config: ExperimentConfig) -> str | None:
-    """Resolve and check the tracking URI and the registry name; returns the URI."""
-    if not config.tracking.enabled:
-        return None
-    from pipelines.tracking import TrackingError, check_registry_name, check_tracking_uri, resolve_tracking_uri
-
-    uri = resolve_tracking_uri(config.tracking.uri)
-    try:
-        check_tracking_uri(uri)
-        if config.tracking.register_as:
-            check_registry_name(uri, config.tracking.register_as, config.model)
-    except TrackingError as err:
-        raise TrainingError(str(err)) from None
-    return uri
-
-
-def split_rows(shards: str | Path, split: str, fold: int | None = None) -> int:
-    """Accepted chunks in `split`, counted from the manifest (no data is read)."""
-    from pipelines.data import read_manifest, split_subjects
-
-    manifest = read_manifest(shards)
-    subjects = set(split_subjects(manifest, split, fold))
-    return sum(r["chunks"] for r in manifest["recordings"]
-               if r["status"] == "accepted" and r["subject"] in subjects)
-
-
-def steps_per_epoch(config: ExperimentConfig) -> int:
-    """Batches each worker sees per epoch (the even split rounds rows down)."""
-    rows = split_rows(config.data.shards, config.data.train_split, fold=config.data.fold)
-    per_worker = rows // config.train.workers
-    if per_worker < 1:
-        raise TrainingError(
-            f"{config.data.shards}: split {config.data.train_split!r} has {rows} chunks, "
-            f"fewer than the {config.train.workers} training workers"
-        )
-    return -(-per_worker // config.train.batch_size)
-
-
-
-# ---------------------------------------------------------------------------------------
-# the trainer and the run around it
-
-
 def build_trainer(
     config: ExperimentConfig,
     *,
@@ -142,15 +89,8 @@ def build_trainer(
     With `mlflow_run_id`, rank 0 logs each epoch's metrics to that run. Call `.fit()`;
     calling it again with the same storage path and name resumes the run.
     """
-    import ray.train
-    from ray.train.torch import TorchTrainer
-
-    from pipelines.data import load_split
-    from pipelines.train_worker import train_loop_per_worker
-
     storage = Path(storage_path).resolve()
-    common = dict(resolution=config.model.resolution, modality=config.model.modality,
-                  tasks=config.model.tasks, fold=config.data.fold)
+    common = dict(config=config.model, fold=config.data.fold)
     datasets = {
         "train": load_split(config.data.shards, config.data.train_split, **common),
         "val": load_split(config.data.shards, config.data.val_split, with_ids=True, **common),
@@ -169,8 +109,8 @@ def build_trainer(
         "history_file": str(storage / name / HISTORY_FILE),
         "tracking_uri": tracking_uri,
         "mlflow_run_id": mlflow_run_id,
-        "failure_marker": str(storage / name / f".worker_failure_drill_epoch{config.train.simulate_worker_failure}")
-        if config.train.simulate_worker_failure is not None else None,
+        # what the checkpoints record as the model's preprocessing: the shards' own
+        "preprocessing": preprocessing_of(config.data.shards).to_dict(),
     }
     return TorchTrainer(
         train_loop_per_worker,
@@ -205,7 +145,7 @@ def worker_runtime_env(config: ExperimentConfig) -> dict[str, Any] | None:
 def default_run_name(config: ExperimentConfig) -> str:
     """A readable, unique run name: variant and a timestamp."""
     m = config.model
-    return f"mmrphys-{m.modality}-{m.resolution}-{m.attention}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return f"{m.architecture}-{m.modality}-{m.resolution}-{m.attention}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -227,7 +167,7 @@ def load_run_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> Exper
     try:
         check_same_variant(saved.model, config.model, f"{path} with overrides")
     except CheckpointError as err:
-        raise TrainingError(f"cannot resume: {err}") from None
+        raise TrainingError(f"cannot resume: {err}") from err
     return config
 
 
@@ -244,8 +184,6 @@ def train(
     With `resume`, `<storage_path>/<name>` must be an earlier run: it continues from its
     latest checkpoint and logs into the same MLflow run.
     """
-    from pipelines.ray_session import ensure_ray
-
     storage = Path(storage_path).resolve()
     name = name or default_run_name(config)
     run_dir = storage / name
@@ -268,16 +206,16 @@ def train(
     except Exception as err:
         if logger is not None:
             logger.finish("FAILED")
-        raise TrainingError(f"training run {run_dir} failed: {err}") from err
+        raise TrainingFailed(f"training run {run_dir} failed: {err}") from err
     if result.error is not None:
         if logger is not None:
             logger.finish("FAILED")
-        raise TrainingError(f"training run {run_dir} failed: {result.error}")
+        raise TrainingFailed(f"training run {run_dir} failed: {result.error}") from result.error
 
     best = result.get_best_checkpoint(config.train.checkpoint_metric, config.train.checkpoint_mode) \
         or result.checkpoint
     if best is None:
-        raise TrainingError(f"training run {run_dir} reported no checkpoint")
+        raise TrainingFailed(f"training run {run_dir} reported no checkpoint")
     best_path = Path(best.path)
     best_metrics = json.loads((best_path / "metrics.json").read_text())
     model_dir = run_dir / BEST_MODEL_DIR
@@ -292,9 +230,7 @@ def train(
     return outcome
 
 
-def _open_mlflow_run(config: ExperimentConfig, uri: str, run_dir: Path, name: str, resume: bool):
-    from pipelines.tracking import RunLogger, start_run
-
+def _open_mlflow_run(config: ExperimentConfig, uri: str, run_dir: Path, name: str, resume: bool) -> RunLogger:
     record = run_dir / MLFLOW_RUN_FILE
     if resume and record.is_file():
         saved = json.loads(record.read_text())
@@ -312,10 +248,6 @@ def _open_mlflow_run(config: ExperimentConfig, uri: str, run_dir: Path, name: st
 
 def _log_outcome(config: ExperimentConfig, outcome: TrainResult, logger) -> None:
     """Log the best model (pyfunc + ONNX) and its validation report; register it."""
-    from pipelines.evaluate import evaluate
-    from pipelines.serving import log_pyfunc_model
-    from pipelines.tracking import register_model
-
     outcome.mlflow_run_id = logger.run_id
     try:
         logger.set_tags({"best_epoch": outcome.best_metrics["epoch"], "run_dir": outcome.run_dir})
@@ -326,11 +258,9 @@ def _log_outcome(config: ExperimentConfig, outcome: TrainResult, logger) -> None
             info = log_pyfunc_model(logger, outcome.model_dir, with_onnx=config.tracking.log_onnx)
             outcome.model_uri = info.model_uri
             if config.tracking.register_as:
-                from mmrphys.checkpoints import read_model_config
-
                 version = register_model(logger.uri, info.model_uri, config.tracking.register_as,
                                          alias=config.tracking.alias,
-                                         config=read_model_config(outcome.model_dir))
+                                         config=read_artifact(outcome.model_dir).config)
                 outcome.registered_version = str(version.version)
     except Exception:
         logger.finish("FAILED")

@@ -1,0 +1,84 @@
+"""Streaming chunk shards into training and evaluation with Ray Data.
+
+`load_split` reads one split's shards with `ray.data.read_parquet` (only the columns the
+modality and tasks need), and a batch map on the workers decodes the stored clips and
+turns them into model input with `mmrphys.inference.model_input` (area resize to the
+model's resolution, channels RGB then thermal, float32 (B, C, T, H, W)), and z-scores each
+chunk's labels. One set of shards serves every resolution and modality.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import ray.data
+
+from mmrphys.config import ModelConfig
+from mmrphys.data.schema import decode_clips
+from mmrphys.inference import model_input
+from mmrphys.signals import standardize_chunks
+from pipelines.data.shards import DataError, check_split, read_manifest
+
+
+class DecodeChunks:
+    """The streaming batch map: stored rows -> model-ready float32 arrays."""
+
+    def __init__(self, config: ModelConfig, tasks: tuple[str, ...], with_ids: bool):
+        self.config, self.tasks, self.with_ids = config, tasks, with_ids
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        frames, size = int(batch["frames"][0]), int(batch["size"][0])
+        if np.any(batch["frames"] != frames) or np.any(batch["size"] != size):
+            raise DataError("a batch mixes chunk lengths or sizes; ingest every shard with the same settings")
+        modality = self.config.modality
+        rgb = decode_clips(batch["rgb"], batch["rgb_dtype"], (frames, size, size, 3)) \
+            if modality in ("rgb", "rgbt") else None
+        thermal = decode_clips(batch["thermal"], batch["thermal_dtype"], (frames, size, size, 1)) \
+            if modality in ("thermal", "rgbt") else None
+        out = {"video": model_input(rgb, thermal, self.config)}
+        for task in self.tasks:
+            out[task] = standardize_chunks(np.stack(batch[task]))
+        if self.with_ids:
+            out["recording_id"] = np.asarray(batch["recording_id"], dtype=object)
+            out["chunk_index"] = np.asarray(batch["chunk_index"], dtype=np.int64)
+            out["fps"] = np.asarray(batch["fps"], dtype=np.float64)
+        return out
+
+
+def load_split(
+    shards_dir: str | Path,
+    split: str,
+    *,
+    config: ModelConfig,
+    tasks: Iterable[str] | None = None,
+    fold: int | None = None,
+    with_ids: bool = False,
+    batch_size: int = 8,
+) -> ray.data.Dataset:
+    """A `ray.data.Dataset` of one split, decoded for the model `config` describes.
+
+    Rows hold "video" float32 (C, T, H, W) and one float32 (T,) z-scored label per task
+    (the model's tasks unless `tasks` names others); with `with_ids` also
+    "recording_id", "chunk_index" and "fps" (read those with
+    `iter_batches(batch_format="numpy")`). `batch_size` is the decode map's batch, not
+    the training batch.
+    """
+    tasks = tuple(config.tasks if tasks is None else tasks)
+    files = check_split(shards_dir, split, modality=config.modality, tasks=tasks, fold=fold)
+    size = read_manifest(shards_dir)["ingest_config"]["preprocessing"]["size"]
+    if config.resolution > size:
+        raise DataError(
+            f"{shards_dir}: the shards store {size}x{size} crops, smaller than the model's resolution "
+            f"{config.resolution}; re-ingest with preprocessing.size >= {config.resolution}"
+        )
+    columns = ["frames", "size", *tasks]
+    if config.modality in ("rgb", "rgbt"):
+        columns += ["rgb", "rgb_dtype"]
+    if config.modality in ("thermal", "rgbt"):
+        columns += ["thermal", "thermal_dtype"]
+    if with_ids:
+        columns += ["recording_id", "chunk_index", "fps"]
+    dataset = ray.data.read_parquet([str(f) for f in files], columns=columns)
+    return dataset.map_batches(DecodeChunks(config, tasks, with_ids), batch_format="numpy", batch_size=batch_size)
