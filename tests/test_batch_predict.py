@@ -31,8 +31,8 @@ def test_shards_in_waveforms_rates_and_summary_out(ray_cluster, trained_run, tra
     assert {w["recording_id"] for w in waveforms} == set(accepted)
     frames = trained_run.config.model.frames
     for row in waveforms:
-        assert len(row["bvp"]) == len(row["rsp"]) == accepted[row["recording_id"]] * frames
-        assert len(row["label_bvp"]) == len(row["bvp"]) and row["fps"] == 30.0
+        assert len(row["pred_bvp"]) == len(row["pred_rsp"]) == accepted[row["recording_id"]] * frames
+        assert len(row["label_bvp"]) == len(row["pred_bvp"]) and row["fps"] == 30.0
 
     rates = pq.read_table(result.files["rates"]).to_pylist()
     assert {r["recording_id"] for r in rates if r["window"] == "all"} == set(accepted)
@@ -60,7 +60,7 @@ def test_raw_recordings_folder_and_cli(ray_cluster, trained_run, tmp_path: Path,
     assert len(waveforms) == 2
     for row in waveforms:
         # every frame covered: the last chunk is aligned to the end of the recording
-        assert len(row["bvp"]) == len(row["label_bvp"]) == 240
+        assert len(row["pred_bvp"]) == len(row["label_bvp"]) == 240
 
 
 def test_bad_inputs_are_named(ray_cluster, trained_run, train_shards: Path, tmp_path: Path, capsys) -> None:
@@ -74,7 +74,9 @@ def test_bad_inputs_are_named(ray_cluster, trained_run, train_shards: Path, tmp_
     with pytest.raises(BatchPredictError, match="--split applies to shards"):
         batch_predict(CHAMPION, empty, tmp_path / "out", splits=["test"], tracking_uri=uri)
     assert main(["predict", "--model", "models:/no-such-model@champion", "--input", str(train_shards),
-                 "--out", str(tmp_path / "out"), "--tracking-uri", uri]) == 1
-    assert "no-such-model" in capsys.readouterr().out
-    assert main(["predict", "--model", CHAMPION]) == 2
-    assert "give a VIDEO, or --input" in capsys.readouterr().out
+                 "--out", str(tmp_path / "out"), "--tracking-uri", uri]) == 2
+    assert "no-such-model" in capsys.readouterr().err
+    assert main(["predict", "--model", CHAMPION, "--tracking-uri", uri]) == 2
+    assert "give a VIDEO, or --input" in capsys.readouterr().err
+    assert main(["predict", "--model", str(tmp_path)]) == 2
+    assert f"{tmp_path} is not a model" in capsys.readouterr().err

@@ -4,6 +4,7 @@ evaluate / predict / export / register commands, all on the session's real run."
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import mlflow
@@ -58,7 +59,8 @@ def test_pyfunc_has_a_tensor_signature_and_no_pickled_object(trained_run, champi
     assert inputs.shape == (-1, 4, -1, 9, 9) and inputs.type == np.dtype(np.float32)
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL_NAME}@champion"))
     assert not list(local.rglob("*.pkl"))
-    assert {"model.pt", "model_config.json"} <= {p.name for p in (local / "artifacts").iterdir()}
+    assert {"model.pt", "model_config.json", "preprocessing.json", "evaluation.json"} <= {
+        p.name for p in (local / "artifacts").iterdir()}
     assert (local / "input_example.json").is_file()
 
 
@@ -79,7 +81,7 @@ def test_evaluate_command_reports_held_out_metrics(trained_run, tmp_path, capsys
 
 def test_evaluate_command_names_a_bad_model_reference(trained_run, tmp_path, capsys):
     code = main(["evaluate", "--model", str(tmp_path / "nothing"), "--data", trained_run.config.data.shards])
-    assert code == 1 and "no such folder" in capsys.readouterr().out
+    assert code == 2 and "no such file or folder" in capsys.readouterr().err
     with pytest.raises(ModelRefError, match="cannot fetch"):
         resolve_model(f"models:/{MODEL_NAME}@no-such-alias", tracking_uri=trained_run.tracking_uri)
 
@@ -96,12 +98,18 @@ def test_predict_command_on_a_synthetic_video(trained_run, tmp_path, capsys):
     assert rows[0] == ["time_s", "bvp", "rsp"] and len(rows) == 1 + 600  # every frame of the 20 s video
     assert (tmp_path / "rgb_prediction.png").stat().st_size > 0
     assert "heart rate bpm" in printed
+    rates = json.loads((tmp_path / "rgb_rates.json").read_text())
+    assert len(rates["over_time"]) == 11  # a 10 s window every second over 20 s
+    # a second recording also called rgb.avi never overwrites the first
+    again = main(["predict", str(recording / "rgb.avi"), "--thermal", str(recording / "thermal.npy"),
+                  "--model", str(trained_run.result.run_dir), "--out", str(tmp_path)])
+    assert again == 2 and "rgb_waveforms.csv exists: pass --name" in capsys.readouterr().err
 
 
 def test_predict_needs_the_thermal_video_for_an_rgbt_model(trained_run, tmp_path, capsys):
     recording = sorted((Path(trained_run.config.data.shards).parent / "raw").glob("S*"))[0]
     code = main(["predict", str(recording / "rgb.avi"), "--model", str(trained_run.result.model_dir)])
-    assert code == 1 and "--thermal" in capsys.readouterr().out
+    assert code == 2 and "--thermal" in capsys.readouterr().err
 
 
 def test_export_command_writes_an_onnx_file_matching_torch(trained_run, tmp_path, capsys):
@@ -127,5 +135,5 @@ def test_register_command_adds_versions_and_moves_aliases(trained_run, capsys):
     assert "models:/tiny-copy/1" in capsys.readouterr().out
     assert main(["register", "--version", "1", "--name", "tiny-copy", "--alias", "prod", "--tracking-uri", uri]) == 0
     assert str(client(uri).get_model_version_by_alias("tiny-copy", "prod").version) == "1"
-    assert main(["register", "--run", "0" * 32, "--name", "tiny-copy", "--tracking-uri", uri]) == 1
-    assert "cannot fetch" in capsys.readouterr().out
+    assert main(["register", "--run", "0" * 32, "--name", "tiny-copy", "--tracking-uri", uri]) == 2
+    assert "cannot fetch" in capsys.readouterr().err

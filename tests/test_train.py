@@ -16,7 +16,9 @@ import torch
 from mmrphys.inference import is_model_folder
 from pipelines.serve.references import resolve_model
 from pipelines.tracking import client
-from pipelines.train.driver import TrainingError, load_run_config, train
+from pipelines.data.shards import preprocessing_of
+from pipelines.train.checks import TrainingError
+from pipelines.train.driver import load_run_config, train
 from train_fixtures import MODEL_NAME, make_shards, tiny_config
 
 pytestmark = pytest.mark.ray
@@ -78,8 +80,10 @@ def test_every_model_reference_resolves_to_the_same_weights(trained_run):
             f"runs:/{trained_run.result.mlflow_run_id}/model"]
     reference = None
     for ref in refs:
-        model, config = resolve_model(ref, tracking_uri=uri)
-        assert config == trained_run.config.model, ref
+        model, artifact = resolve_model(ref, tracking_uri=uri)
+        assert artifact.config == trained_run.config.model, ref
+        # the model carries the preprocessing of the shards it was trained on
+        assert artifact.preprocessing == preprocessing_of(trained_run.config.data.shards), ref
         weights = model.state_dict()
         if reference is None:
             reference = weights

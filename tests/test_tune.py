@@ -10,20 +10,31 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mmrphys.config import ExperimentConfig
-from mmrphys.config import SearchConfig
+from mmrphys.config import ExperimentConfig, SearchConfig
 from pipelines.tune.search import SearchError, check_search, resume_search, run_search
+from processes import kill_when
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-#: three trials over resolution and modality; the third drills a worker failure after
-#: epoch 1 with no restarts allowed, so it errors once and completes when resumed
+#: three trials over resolution and modality; the third, with no restarts allowed, has
+#: its training worker killed from outside after epoch 1, so it errors once and
+#: completes when the search is resumed
 TRIALS = [
     {"model.resolution": 9, "model.modality": "rgb", "model.fusion": "early"},
     {"model.resolution": 9, "model.modality": "rgbt", "model.fusion": "late"},
-    {"model.resolution": 36, "model.modality": "thermal", "model.fusion": "early",
-     "train.simulate_worker_failure": 0, "train.max_failures": 0},
+    {"model.resolution": 36, "model.modality": "thermal", "model.fusion": "early", "train.max_failures": 0},
 ]
+
+
+def _thermal_trial_trained_an_epoch(search_dir: Path):
+    def ready() -> bool:
+        for config in search_dir.glob("train_runs/*/experiment.yaml"):
+            history = config.with_name("history.jsonl")
+            if "modality: thermal" in config.read_text() and history.is_file() and history.read_text().strip():
+                return True
+        return False
+
+    return ready
 
 
 @pytest.fixture
@@ -43,7 +54,9 @@ def test_search_ranks_trials_nests_runs_registers_champion_and_resumes(
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump({"trial": {"grid": TRIALS}}))
     search = SearchConfig(space=str(space), register_as="tiny-tuned", grace_period=1, reduction_factor=2)
+    kill = kill_when(_thermal_trial_trained_an_epoch(tmp_path / "runs" / "search"), "RayTrainWorker")
     first = run_search(base, search, storage_path=tmp_path / "runs", name="search")
+    assert kill["killed"] is not None, "the drill found no training worker to kill"
 
     statuses = {r["trial_id"]: r["status"] for r in first.rows}
     errored = [r for r in first.rows if r["status"] == "error"]
@@ -85,11 +98,11 @@ def test_search_ranks_trials_nests_runs_registers_champion_and_resumes(
     # input, which the registry refuses under the same name (aliases must stay swappable)
     assert first.champion is not None and first.champion["version"] == "1"
     best = rows[0]
-    _, first_config = resolve_model("models:/tiny-tuned/1", tracking_uri=mlflow_uri)
+    first_config = resolve_model("models:/tiny-tuned/1", tracking_uri=mlflow_uri)[1].config
     if (first_config.resolution, first_config.modality) == (best["model.resolution"], best["model.modality"]):
         version = mlflow.get_model_version_by_alias("tiny-tuned", "champion")
         assert version.run_id == best["mlflow_run_id"] == result.champion["run_id"]
-        _, config = resolve_model("models:/tiny-tuned@champion", tracking_uri=mlflow_uri)
+        config = resolve_model("models:/tiny-tuned@champion", tracking_uri=mlflow_uri)[1].config
         assert (config.resolution, config.modality) == (best["model.resolution"], best["model.modality"])
     else:
         assert result.champion is None
