@@ -75,7 +75,7 @@ def test_evaluate_command_reports_held_out_metrics(trained_run, tmp_path, capsys
                  "--split", "test", "--out", str(out), "--tracking-uri", trained_run.tracking_uri])
     printed = capsys.readouterr().out
     assert code == 0, printed
-    assert "HR (bpm)" in printed and "RR (breaths/min)" in printed
+    assert "HR (beats/min)" in printed and "RR (breaths/min)" in printed
     assert any(out.glob("*.png")) and any(out.glob("*.csv")) and any(out.glob("*.json"))
 
 

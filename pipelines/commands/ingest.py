@@ -19,6 +19,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, choices=sorted(READERS), help="dataset reader")
     parser.add_argument("--root", required=True, type=Path, help="the raw dataset folder")
     parser.add_argument("--out", required=True, type=Path, help="folder for shards/ and manifest.json")
+    parser.add_argument("--config", type=Path, help="ingest YAML (IngestConfig fields; e.g. configs/ingest_ibvp.yaml)")
     parser.add_argument("--chunk-frames", type=int, help="frames per chunk (ingest.chunk_frames, default 180)")
     parser.add_argument("--size", type=int,
                         help="stored crop size in pixels (ingest.preprocessing.size, default 72): the largest "
@@ -35,7 +36,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def ingest_config(args: argparse.Namespace) -> IngestConfig:
-    """The IngestConfig from the flags given and the overrides (the rest take defaults)."""
+    """The IngestConfig from --config (else the defaults), the flags given and the overrides."""
     overrides = [f"ingest.{field}={getattr(args, flag)}" for flag, field in FLAGS.items()
                  if getattr(args, flag) is not None]
     if args.split is not None:
@@ -44,7 +45,8 @@ def ingest_config(args: argparse.Namespace) -> IngestConfig:
         except ValueError as err:
             raise ConfigError(f"--split: expected three comma-separated fractions, got {args.split!r}") from err
         overrides.append(f"ingest.split={split}")
-    return apply_overrides({"ingest": IngestConfig()}, overrides + list(args.overrides))["ingest"]
+    base = IngestConfig.load_yaml(args.config) if args.config else IngestConfig()
+    return apply_overrides({"ingest": base}, overrides + list(args.overrides))["ingest"]
 
 
 def run(args: argparse.Namespace) -> int:
