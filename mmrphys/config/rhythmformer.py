@@ -9,6 +9,7 @@ feature map exactly and be at least as many as the stage's routing top-k.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from mmrphys.config.base import Config, ConfigError
 
@@ -181,6 +182,28 @@ def frame_examples(pixels: int, options: RhythmFormerOptions, count: int = 3) ->
     """The smallest multiples of 4 (up to 4096) that a RhythmFormer with these options takes."""
     found = [t for t in range(4, 4097, 4) if frames_problem(t, pixels, options) is None]
     return found[:count]
+
+
+def frame_step(pixels: int, options: RhythmFormerOptions) -> int:
+    """The smallest step (4, 8, 16, ... or else the period below) whose every multiple
+    from the smallest valid clip length on is a valid clip length (4 with the defaults).
+
+    Validity beyond the top-k threshold repeats with period lcm(4, t_patch x region length
+    over the stages), so one period shows whether a step holds everywhere.
+    """
+    period = 4
+    for t_patch in options.t_patches:
+        period = math.lcm(period, t_patch * region_length(t_patch, options))
+    first = frame_examples(pixels, options, count=1)
+    if not first:
+        return period
+    step = 4
+    while step < period:
+        start = -(-first[0] // step) * step
+        if all(frames_problem(t, pixels, options) is None for t in range(start, start + 2 * period + 1, step)):
+            return step
+        step *= 2
+    return period
 
 
 def check_geometry(frames: int, pixels: int, options: RhythmFormerOptions) -> None:

@@ -13,12 +13,13 @@ reference's data loader does. docs/rhythmformer.md describes every layer.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
 from torch import nn
 
-from mmrphys.config import ModelConfig
+from mmrphys.config import ModelConfig, RhythmFormerOptions
 from mmrphys.config.rhythmformer import (
     STEM_CHANNELS,
     PATCH_STRIDE,
@@ -246,3 +247,38 @@ class RhythmFormer(nn.Module):
             features = stage(features)
         pooled = features.mean(dim=3).mean(dim=3)
         return self.ConvBlockLast(pooled).squeeze(1)
+
+
+def options_from_state_dict(state: dict[str, torch.Tensor], base: RhythmFormerOptions) -> RhythmFormerOptions:
+    """The layer options a RhythmFormer state dict (reference key names, no `module.`) was
+    built with: width, stages, depths, t_patches, MLP ratio and LCE kernel from its keys
+    and shapes; the options weights do not show (top-k, heads, regions, theta) from `base`.
+    Raises ValueError naming a missing or inconsistent entry.
+    """
+
+    def entry(key: str) -> torch.Tensor:
+        if key not in state:
+            raise ValueError(f"not a RhythmFormer state dict: missing {key}")
+        return state[key]
+
+    def count(pattern: str) -> int:
+        n = 0
+        while pattern.format(n) in state:
+            n += 1
+        return n
+
+    dim = int(entry("patch_embedding.weight").shape[0])
+    stages = count("stages.{}.blocks.0.norm1.weight")
+    if stages == 0:
+        raise ValueError("not a RhythmFormer state dict: no stages.<i>.blocks.0.* entries")
+    depths = tuple(count(f"stages.{i}.blocks.{{}}.norm1.weight") for i in range(stages))
+    t_patches = tuple(2 ** count(f"stages.{i}.downsample_layers.{{}}.1.weight") for i in range(stages))
+    hidden = int(entry("stages.0.blocks.0.mlp.0.weight").shape[0])
+    mlp_ratio = hidden / dim
+    if int(mlp_ratio * dim) != hidden:
+        raise ValueError(f"MLP width {hidden} is not int(ratio x {dim}) for any ratio this config can hold")
+    side = int(entry("stages.0.blocks.0.attn.lepe.weight").shape[-1])
+    topk = base.topk if len(base.topk) == stages else (base.topk[0],) * stages
+    return dataclasses.replace(
+        base, embed_dim=dim, depths=depths, t_patches=t_patches, mlp_ratio=mlp_ratio, side_dwconv=side, topk=topk
+    )
