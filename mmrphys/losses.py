@@ -220,7 +220,8 @@ def _spectrum_kl(share: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     classes = torch.arange(share.shape[-1], dtype=share.dtype, device=share.device)
     g = torch.exp(-((classes[None, :] - target[:, None].to(share.dtype)) ** 2) / (2 * HR_SIGMA**2))
     g = g / g.sum(-1, keepdim=True)
-    return (g * (torch.log(g) - torch.log(share.clamp_min(HR_FLOOR)))).sum(-1)
+    # xlogy: classes where g underflows to 0 (float32, far from the target) contribute 0
+    return (torch.xlogy(g, g) - torch.xlogy(g, share.clamp_min(HR_FLOOR))).sum(-1)
 
 
 def hybrid_terms(
