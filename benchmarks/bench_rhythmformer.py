@@ -26,8 +26,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mmrphys.losses import multitask_loss  # noqa: E402
-from mmrphys.model import RhythmFormer, rhythmformer_config, standardize_frames  # noqa: E402
+from mmrphys.losses import multitask_loss
+from mmrphys.model import RhythmFormer, rhythmformer_config, standardize_frames
 
 
 def load() -> str:

@@ -24,7 +24,13 @@ import scipy.signal
 import torch
 import torch.nn.functional as F
 
-from mmrphys.signals import bandpass, detrend_smoothness_priors, next_pow2, periodogram, spectral_peak_rate
+from mmrphys.signals import (
+    bandpass,
+    detrend_smoothness_priors,
+    next_pow2,
+    periodogram,
+    spectral_peak_rate,
+)
 
 #: TrainConfig.loss value -> form of the hybrid loss
 HYBRID_LOSSES = {"rhythmformer_hybrid": "canonical", "rhythmformer_hybrid_corrected": "corrected"}

@@ -101,7 +101,7 @@ def attention(x: torch.Tensor, sd: dict, p: str, *, topk: int, heads: int, regio
 def stem(x: torch.Tensor, sd: dict, training: bool) -> torch.Tensor:
     """(B, T, 3, H, W) -> (B*T, 64, H/4, W/4)."""
     b, t, c, h, w = x.shape
-    shifted = lambda s: x[:, torch.clamp(torch.arange(t) + s, 0, t - 1)]  # noqa: E731
+    shifted = lambda s: x[:, torch.clamp(torch.arange(t) + s, 0, t - 1)]
     diffs = torch.cat([shifted(-1) - shifted(-2), shifted(0) - shifted(-1), shifted(1) - shifted(0),
                        shifted(2) - shifted(1)], dim=2).reshape(b * t, 4 * c, h, w)
 

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
+import reference_spec
+import scipy.signal
 import torch
 import torch.nn.functional as F
 
-from mmrphys.losses import multitask_loss, neg_pearson, zscore
+from mmrphys.config import ConfigError, ExperimentConfig, ModelConfig, TrainConfig
+from mmrphys.losses import (
+    hr_class_power,
+    hybrid_terms,
+    multitask_loss,
+    neg_pearson,
+    periodogram_hr,
+    rhythmformer_hybrid_loss,
+    welch_hr,
+    zscore,
+)
 
 
 def test_zscore_uses_unbiased_std_and_is_finite_on_constant_rows():
@@ -73,20 +88,6 @@ def test_bad_loss_inputs_name_the_problem():
 
 # ---- RhythmFormer's hybrid loss (docs/rhythmformer.md, "Loss") ------------------------------
 
-import math  # noqa: E402
-
-import numpy as np  # noqa: E402
-import scipy.signal  # noqa: E402
-
-import reference_spec  # noqa: E402
-from mmrphys.config import ConfigError, ExperimentConfig, ModelConfig, TrainConfig  # noqa: E402
-from mmrphys.losses import (  # noqa: E402
-    hr_class_power,
-    hybrid_terms,
-    periodogram_hr,
-    rhythmformer_hybrid_loss,
-    welch_hr,
-)
 
 FS = 30.0
 
@@ -211,6 +212,7 @@ def test_cross_entropy_term_stays_in_its_narrow_range():
 def test_multitask_loss_offers_the_hybrid_for_bvp_with_frame_rates():
     pred, label = loss_case()
     total, per_task = multitask_loss({"bvp": pred}, {"bvp": label}, kind="rhythmformer_hybrid", fps=[30.0, 30.0])
+    assert list(per_task) == ["bvp"]
     torch.testing.assert_close(total, rhythmformer_hybrid_loss(pred, label, FS))
     corrected, _ = multitask_loss({"bvp": pred}, {"bvp": label}, kind="rhythmformer_hybrid_corrected", fps=torch.tensor(30.0))
     torch.testing.assert_close(corrected, rhythmformer_hybrid_loss(pred, label, FS, "corrected"))

@@ -11,10 +11,10 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
+import rhythmformer_reference as ref
 import torch
 from torch import nn
 
-import rhythmformer_reference as ref
 from mmrphys.config import ConfigError, ModelConfig, RhythmFormerOptions
 from mmrphys.config.rhythmformer import frame_step
 from mmrphys.model import (
@@ -260,7 +260,7 @@ def test_routing_attention_matches_the_literal_transcription(training, shape, re
 
 
 def small_options(**kw) -> RhythmFormerOptions:
-    settings = dict(embed_dim=32, depths=(1, 1, 1), topk=(12, 12, 12))
+    settings = {"embed_dim": 32, "depths": (1, 1, 1), "topk": (12, 12, 12)}
     settings.update(kw)
     return RhythmFormerOptions(**settings)
 
@@ -376,19 +376,19 @@ def test_reference_config():
 
 
 @pytest.mark.parametrize("change,message", [
-    (dict(modality="rgbt"), r"ModelConfig.modality: architecture 'rhythmformer' does not support 'rgbt'; allowed: \['rgb'\]"),
-    (dict(modality="thermal"), r"ModelConfig.modality: .*'thermal'; allowed: \['rgb'\]"),
-    (dict(tasks=("bvp", "rsp")), r"ModelConfig.tasks: .*\['bvp', 'rsp'\]; allowed: \['bvp'\]"),
-    (dict(tasks=("rsp",)), r"ModelConfig.tasks: .*\['rsp'\]; allowed: \['bvp'\]"),
-    (dict(fusion="late", modality="rgbt"), r"ModelConfig.modality|ModelConfig.fusion"),
-    (dict(fusion="per_task"), r"ModelConfig.fusion: .*'per_task'; allowed: \['early'\]"),
-    (dict(attention="tsfm"), r"ModelConfig.attention: .*'tsfm'; allowed: \['none'\]"),
-    (dict(resolution=48), r"ModelConfig.resolution: 48 is not one of \[128, 64, 72, 96, 160, 192, 256\] for architecture 'rhythmformer'"),
-    (dict(resolution=9), r"ModelConfig.resolution: 9 is not one of \[128, 64"),
-    (dict(frames=16), r"ModelConfig.frames: RhythmFormer cannot take 16 frames at 128x128: stage 2 has 32 regions, fewer than its top-k 40; allowed: e.g. \[24, 28, 32\]"),
-    (dict(frames=102), r"ModelConfig.frames: must be a positive multiple of 4, got 102"),
-    (dict(resolution=64, rhythmformer=RhythmFormerOptions(spatial_regions=5)), r"ModelConfig.resolution: RhythmFormer cannot take 64x64 frames: 64 pixels give 4 tokens per side, fewer than spatial_regions 5"),
-    (dict(rhythmformer=RhythmFormerOptions(region_frames=8), frames=28), r"stage 0 down-samples 28 frames to 14, not a positive multiple of its region length 4"),
+    ({"modality": "rgbt"}, r"ModelConfig.modality: architecture 'rhythmformer' does not support 'rgbt'; allowed: \['rgb'\]"),
+    ({"modality": "thermal"}, r"ModelConfig.modality: .*'thermal'; allowed: \['rgb'\]"),
+    ({"tasks": ("bvp", "rsp")}, r"ModelConfig.tasks: .*\['bvp', 'rsp'\]; allowed: \['bvp'\]"),
+    ({"tasks": ("rsp",)}, r"ModelConfig.tasks: .*\['rsp'\]; allowed: \['bvp'\]"),
+    ({"fusion": "late", "modality": "rgbt"}, r"ModelConfig.modality|ModelConfig.fusion"),
+    ({"fusion": "per_task"}, r"ModelConfig.fusion: .*'per_task'; allowed: \['early'\]"),
+    ({"attention": "tsfm"}, r"ModelConfig.attention: .*'tsfm'; allowed: \['none'\]"),
+    ({"resolution": 48}, r"ModelConfig.resolution: 48 is not one of \[128, 64, 72, 96, 160, 192, 256\] for architecture 'rhythmformer'"),
+    ({"resolution": 9}, r"ModelConfig.resolution: 9 is not one of \[128, 64"),
+    ({"frames": 16}, r"ModelConfig.frames: RhythmFormer cannot take 16 frames at 128x128: stage 2 has 32 regions, fewer than its top-k 40; allowed: e.g. \[24, 28, 32\]"),
+    ({"frames": 102}, r"ModelConfig.frames: must be a positive multiple of 4, got 102"),
+    ({"resolution": 64, "rhythmformer": RhythmFormerOptions(spatial_regions=5)}, r"ModelConfig.resolution: RhythmFormer cannot take 64x64 frames: 64 pixels give 4 tokens per side, fewer than spatial_regions 5"),
+    ({"rhythmformer": RhythmFormerOptions(region_frames=8), "frames": 28}, r"stage 0 down-samples 28 frames to 14, not a positive multiple of its region length 4"),
 ])
 def test_impossible_rhythmformer_configs_name_the_allowed_values(change, message):
     with pytest.raises(ConfigError, match=message):
@@ -396,13 +396,13 @@ def test_impossible_rhythmformer_configs_name_the_allowed_values(change, message
 
 
 @pytest.mark.parametrize("options,message", [
-    (dict(embed_dim=40), r"RhythmFormerOptions.head_dim: embed_dim 40 is not divisible by head_dim 16"),
-    (dict(t_patches=(2, 3, 8)), r"RhythmFormerOptions.t_patches: each must be a power of two"),
-    (dict(topk=(40, 40)), r"RhythmFormerOptions.topk: one entry per stage \(3 stages in depths\)"),
-    (dict(depths=(2, 0, 2)), r"RhythmFormerOptions.depths: every stage needs >= 1 block"),
-    (dict(side_dwconv=4), r"RhythmFormerOptions.side_dwconv: must be odd"),
-    (dict(drop_path_rate=1.0), r"RhythmFormerOptions.drop_path_rate: must be in \[0, 1\)"),
-    (dict(topk=(0, 40, 40)), r"RhythmFormerOptions.topk: must be >= 1"),
+    ({"embed_dim": 40}, r"RhythmFormerOptions.head_dim: embed_dim 40 is not divisible by head_dim 16"),
+    ({"t_patches": (2, 3, 8)}, r"RhythmFormerOptions.t_patches: each must be a power of two"),
+    ({"topk": (40, 40)}, r"RhythmFormerOptions.topk: one entry per stage \(3 stages in depths\)"),
+    ({"depths": (2, 0, 2)}, r"RhythmFormerOptions.depths: every stage needs >= 1 block"),
+    ({"side_dwconv": 4}, r"RhythmFormerOptions.side_dwconv: must be odd"),
+    ({"drop_path_rate": 1.0}, r"RhythmFormerOptions.drop_path_rate: must be in \[0, 1\)"),
+    ({"topk": (0, 40, 40)}, r"RhythmFormerOptions.topk: must be >= 1"),
 ])
 def test_bad_options_name_the_field(options, message):
     with pytest.raises(ConfigError, match=message):

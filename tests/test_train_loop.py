@@ -17,11 +17,19 @@ from mmrphys.checkpoints import (
     save_model,
     save_training_state,
 )
-from mmrphys.config import ConfigError, ExperimentConfig, ModelConfig, TrainConfig, reported_metric_names
-from mmrphys.model import MMRPhys
+from mmrphys.config import (
+    ConfigError,
+    ExperimentConfig,
+    ModelConfig,
+    RhythmFormerOptions,
+    TrainConfig,
+    reported_metric_names,
+)
+from mmrphys.model import MMRPhys, RhythmFormer, rhythmformer_config, standardize_frames
 from mmrphys.training import (
     build_optimizer,
     build_scheduler,
+    predict_chunks,
     step_scheduler,
     summary_metrics,
     train_epoch,
@@ -190,10 +198,6 @@ def test_summary_metrics_are_named_for_what_they_are():
 
 # ---- RhythmFormer through the same recipe: BVP only, an output shorter than the label ----
 
-from mmrphys.config import RhythmFormerOptions  # noqa: E402
-from mmrphys.model import RhythmFormer, rhythmformer_config, standardize_frames  # noqa: E402
-from mmrphys.training import predict_chunks, validation_metrics  # noqa: E402
-
 RHYTHMFORMER = rhythmformer_config(resolution=64, frames=36,
                                    rhythmformer=RhythmFormerOptions(embed_dim=32, depths=(1, 1, 1), topk=(12, 12, 12)))
 
@@ -228,7 +232,7 @@ def test_rhythmformer_learns_a_fixed_pulse_batch():
     train = TrainConfig(loss="neg_pearson", lr=1e-3, scheduler="constant")
     optimizer = build_optimizer(model, train)
     batch = _pulse_batch(frames=16)
-    kwargs = dict(tasks=("bvp",), weights={"bvp": 1.0}, train=train, device=torch.device("cpu"))
+    kwargs = {"tasks": ("bvp",), "weights": {"bvp": 1.0}, "train": train, "device": torch.device("cpu")}
     first = train_epoch(model, [batch], optimizer, None, **kwargs)
     for _ in range(3):
         last = train_epoch(model, [batch], optimizer, None, **kwargs)

@@ -19,7 +19,11 @@ from torch import nn
 
 from mmrphys.config import ConfigError, ModelConfig, RhythmFormerOptions
 from mmrphys.model.network import MMRPhys
-from mmrphys.model.rhythmformer import RhythmFormer, options_from_state_dict, rhythmformer_config
+from mmrphys.model.rhythmformer import (
+    RhythmFormer,
+    options_from_state_dict,
+    rhythmformer_config,
+)
 
 log = logging.getLogger(__name__)
 

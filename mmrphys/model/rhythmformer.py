@@ -21,8 +21,8 @@ from torch import nn
 
 from mmrphys.config import ModelConfig, RhythmFormerOptions
 from mmrphys.config.rhythmformer import (
-    STEM_CHANNELS,
     PATCH_STRIDE,
+    STEM_CHANNELS,
     frame_examples,
     frames_problem,
     output_length,
@@ -37,10 +37,10 @@ STEM_MIX = 0.5
 
 def rhythmformer_config(**overrides: Any) -> ModelConfig:
     """The reference RhythmFormer's ModelConfig (128x128 RGB, 160 frames, BVP), with overrides."""
-    settings: dict[str, Any] = dict(
-        architecture="rhythmformer", resolution=128, frames=160, modality="rgb",
-        tasks=("bvp",), fusion="early", attention="none",
-    )
+    settings: dict[str, Any] = {
+        "architecture": "rhythmformer", "resolution": 128, "frames": 160, "modality": "rgb",
+        "tasks": ("bvp",), "fusion": "early", "attention": "none",
+    }
     settings.update(overrides)
     return ModelConfig(**settings)
 
@@ -239,7 +239,7 @@ class RhythmFormer(nn.Module):
 
     def signal(self, x: torch.Tensor) -> torch.Tensor:
         """The unchecked network: (B, 3, T, H, W) -> (B, T_out) (what ONNX export traces)."""
-        b, _, t, h, w = x.shape
+        b, _, t = x.shape[:3]
         features = self.Fusion_Stem(x.transpose(1, 2))
         features = features.reshape(b, t, STEM_CHANNELS, *features.shape[-2:]).transpose(1, 2)
         features = self.patch_embedding(features)
