@@ -6,7 +6,9 @@ Ray Train loop in `pipelines/train_worker.py` feeds these functions its dataset 
 notebook or test can feed them any iterable of dict batches.
 
 Batches are mappings with "video" (B, C, T, H, W) float32 raw frames and one (B, T)
-float32 label per task, z-scored per chunk.
+float32 label per task, z-scored per chunk, and "fps" per row where the loss needs it
+(RhythmFormer's hybrid loss). A network may return fewer samples than T (RhythmFormer:
+8 * floor(T / 8)); its sample t is frame t, so labels are cut to the prediction's length.
 """
 
 from __future__ import annotations
@@ -97,6 +99,11 @@ def _labels(batch: Mapping[str, Any], tasks: Iterable[str], device: torch.device
     return {task: torch.as_tensor(batch[task], dtype=torch.float32).to(device) for task in tasks}
 
 
+def _aligned(labels: dict[str, torch.Tensor], predictions: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Labels cut to their prediction's length (a network may drop the clip's last frames)."""
+    return {task: label[:, : predictions[task].shape[-1]] for task, label in labels.items()}
+
+
 def train_epoch(
     model: torch.nn.Module,
     batches: Iterable[Mapping[str, Any]],
@@ -117,7 +124,8 @@ def train_epoch(
         with autocast(device, train.precision):
             predictions = model(video, labels=labels)
         predictions = {task: predictions[task].float() for task in tasks}
-        total, per_task = multitask_loss(predictions, labels, dict(weights), kind=train.loss)
+        labels = _aligned(labels, predictions)
+        total, per_task = multitask_loss(predictions, labels, dict(weights), kind=train.loss, fps=batch.get("fps"))
         if not torch.isfinite(total):
             raise FloatingPointError(
                 f"training loss became {float(total)} at batch {meter.batches}; "
@@ -172,7 +180,8 @@ def predict_chunks(
         with autocast(device, train.precision):
             predictions = model(video)
         predictions = {task: predictions[task].float() for task in tasks}
-        total, per_task = multitask_loss(predictions, labels, dict(weights), kind=train.loss)
+        labels = _aligned(labels, predictions)
+        total, per_task = multitask_loss(predictions, labels, dict(weights), kind=train.loss, fps=batch["fps"])
         n = video.shape[0]
         out.loss_sum += float(total) * n
         for task in tasks:

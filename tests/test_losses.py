@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
+import reference_spec
+import scipy.signal
 import torch
 import torch.nn.functional as F
 
-from mmrphys.losses import multitask_loss, neg_pearson, zscore
+from mmrphys.config import ConfigError, ExperimentConfig, ModelConfig, TrainConfig
+from mmrphys.losses import (
+    hr_class_power,
+    hybrid_terms,
+    multitask_loss,
+    neg_pearson,
+    periodogram_hr,
+    rhythmformer_hybrid_loss,
+    welch_hr,
+    zscore,
+)
 
 
 def test_zscore_uses_unbiased_std_and_is_finite_on_constant_rows():
@@ -69,3 +84,153 @@ def test_bad_loss_inputs_name_the_problem():
         multitask_loss(pred, {"bvp": torch.randn(2, 8)}, kind="l2")
     with pytest.raises(ValueError, match="no predictions"):
         multitask_loss({}, {})
+
+
+# ---- RhythmFormer's hybrid loss (docs/rhythmformer.md, "Loss") ------------------------------
+
+
+FS = 30.0
+
+
+def sines(rates_bpm, n=160, fs=FS, phase=0.0):
+    t = np.arange(n) / fs
+    return torch.tensor(np.stack([np.sin(2 * np.pi * r / 60 * t + phase) for r in rates_bpm]))
+
+
+def loss_case():
+    """Labels at 72 and 90 bpm, predictions at 78 and 99 bpm: 160 samples at 30 fps."""
+    return sines([78, 99]).requires_grad_(True), sines([72, 90])
+
+
+def test_hybrid_terms_reproduce_the_reference_loss_case():
+    pred, label = loss_case()
+    terms = hybrid_terms(pred, label, FS)
+    np.testing.assert_allclose(terms["ce"].detach().numpy(), [4.63, 4.64], atol=0.005)
+    np.testing.assert_allclose(terms["hr"].numpy(), [6.72, 14.21], atol=0.005)
+    # the spec's CE-only gradient norm; it does not depend on the predictions' phase
+    for phase in (0.0, 1.0):
+        p = sines([78, 99], phase=phase).requires_grad_(True)
+        (grad,) = torch.autograd.grad(hybrid_terms(p, label, FS)["ce"].mean(), p)
+        assert float(grad.norm()) == pytest.approx(0.0043, abs=5e-5)
+    total = rhythmformer_hybrid_loss(pred, label, FS)
+    torch.testing.assert_close(total, (0.2 * terms["time"] + terms["ce"] + terms["hr"]).mean())
+
+
+def test_toolbox_form_has_no_hr_term_and_shifted_targets():
+    pred, label = loss_case()
+    toolbox = hybrid_terms(pred, label, FS, form="toolbox")
+    assert torch.equal(toolbox["hr"], torch.zeros(2, dtype=torch.float64))
+    canonical = [math.trunc(welch_hr(y, FS) - 45) for y in label.numpy()]
+    port = [math.trunc(periodogram_hr(y, FS) - 45) for y in label.numpy()]
+    assert canonical == [26, 45] and port == [25, 46]  # one bin lower / higher
+    share = hr_class_power(zscore(pred.detach()), np.full(2, FS))
+    share = share / share.sum(-1, keepdim=True)
+    expected = torch.logsumexp(share, -1) - share[torch.arange(2), torch.tensor(port)]
+    torch.testing.assert_close(toolbox["ce"].detach(), expected)
+
+
+def test_toolbox_form_raises_where_the_port_crashes():
+    pred = sines([60])
+    with pytest.raises(ValueError, match=r"sample 0: label heart rate 42.2 bpm is outside \[45, 150\) bpm"):
+        hybrid_terms(pred, sines([40]), FS, form="toolbox")
+
+
+def test_pearson_term_is_one_minus_r_and_zero_when_undefined():
+    rng = np.random.default_rng(0)
+    p = rng.standard_normal((2, 160))
+    y = np.stack([sines([80]).numpy()[0] + 0.5 * rng.standard_normal(160), np.full(160, 3.0)])
+    terms = hybrid_terms(torch.tensor(p), torch.tensor(y), FS)
+    assert float(terms["time"][0]) == pytest.approx(1 - np.corrcoef(p[0], y[0])[0, 1], abs=1e-12)
+    assert float(terms["time"][1]) == 0.0  # a constant label: r undefined, the reference's NaN -> 0
+
+
+def test_hr_class_power_is_the_hann_windowed_dft_at_each_bpm():
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal((2, 96))
+    fps = np.array([30.0, 25.0])
+    got = hr_class_power(torch.tensor(z), fps).numpy()
+    n = np.arange(96)
+    for b in range(2):
+        for c, bpm in enumerate(range(45, 150)):
+            k = (bpm / 60) / (fps[b] / 96)
+            w = np.hanning(96)
+            s = np.sum(z[b] * w * np.sin(2 * np.pi * k * n / 96))
+            co = np.sum(z[b] * w * np.cos(2 * np.pi * k * n / 96))
+            assert got[b, c] == pytest.approx(s**2 + co**2, rel=1e-10, abs=1e-12)
+    peak = hr_class_power(sines([72]), np.array([FS]))
+    assert int(peak.argmax()) == 72 - 45
+
+
+def test_welch_hr_is_the_canonical_estimator():
+    x = sines([72]).numpy()[0] + 0.3 * np.random.default_rng(2).standard_normal(160)
+    s = reference_spec.detrend(x, 100)
+    b, a = scipy.signal.butter(1, [0.75 / FS * 2, 2.5 / FS * 2], "bandpass")
+    s = scipy.signal.filtfilt(b, a, s)
+    f, p = scipy.signal.welch(s, FS, nfft=3333, nperseg=159)
+    band = (f > 0.75) & (f < 2.5)
+    assert welch_hr(x, FS) == pytest.approx(60 * f[band][np.argmax(p[band])], abs=1e-9)
+    assert band.sum() == 194
+
+
+def test_canonical_hr_term_has_no_gradient_and_the_corrected_one_has():
+    pred, label = loss_case()
+    canonical = hybrid_terms(pred, label, FS)
+    assert not canonical["hr"].requires_grad
+    (g_all,) = torch.autograd.grad(rhythmformer_hybrid_loss(pred, label, FS), pred)
+    (g_grad_terms,) = torch.autograd.grad((0.2 * canonical["time"] + canonical["ce"]).mean(), pred)
+    torch.testing.assert_close(g_all, g_grad_terms)
+    corrected = hybrid_terms(pred, label, FS, form="corrected")
+    torch.testing.assert_close(corrected["time"], canonical["time"])
+    torch.testing.assert_close(corrected["ce"], canonical["ce"])
+    (g_hr,) = torch.autograd.grad(corrected["hr"].sum(), pred)
+    assert float(g_hr.norm()) > 10 * float(g_grad_terms.norm())
+
+
+def test_corrected_hr_term_is_the_kl_from_a_gaussian_at_the_target():
+    pred, label = loss_case()
+    got = hybrid_terms(pred, label, FS, form="corrected")["hr"].detach().numpy()
+    share = hr_class_power(zscore(pred.detach()), np.full(2, FS)).numpy()
+    share /= share.sum(-1, keepdims=True)
+    for b, j in enumerate([26, 45]):
+        g = np.exp(-((np.arange(105) - j) ** 2) / 18)
+        g /= g.sum()
+        assert got[b] == pytest.approx(np.sum(g * np.log(g / np.maximum(share[b], 1e-15))), rel=1e-9)
+
+
+def test_corrected_loss_passes_gradcheck():
+    label = sines([84], n=64)
+    pred = (sines([70], n=64) + 0.1 * torch.randn(1, 64, dtype=torch.float64)).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda p: rhythmformer_hybrid_loss(p, label, FS, "corrected"), (pred,))
+
+
+def test_cross_entropy_term_stays_in_its_narrow_range():
+    rng = np.random.default_rng(3)
+    terms = hybrid_terms(torch.tensor(rng.standard_normal((4, 160))), sines([60, 80, 100, 120]), FS)
+    assert ((terms["ce"] >= math.log(104 + math.e) - 1) & (terms["ce"] <= math.log(104 + math.e))).all()
+
+
+def test_multitask_loss_offers_the_hybrid_for_bvp_with_frame_rates():
+    pred, label = loss_case()
+    total, per_task = multitask_loss({"bvp": pred}, {"bvp": label}, kind="rhythmformer_hybrid", fps=[30.0, 30.0])
+    assert list(per_task) == ["bvp"]
+    torch.testing.assert_close(total, rhythmformer_hybrid_loss(pred, label, FS))
+    corrected, _ = multitask_loss({"bvp": pred}, {"bvp": label}, kind="rhythmformer_hybrid_corrected", fps=torch.tensor(30.0))
+    torch.testing.assert_close(corrected, rhythmformer_hybrid_loss(pred, label, FS, "corrected"))
+    with pytest.raises(ValueError, match=r"'rhythmformer_hybrid': needs the frame rate \(fps\) of every clip"):
+        multitask_loss({"bvp": pred}, {"bvp": label}, kind="rhythmformer_hybrid")
+    with pytest.raises(ValueError, match=r"a pulse \(BVP\) loss; predicted tasks \['bvp', 'rsp'\] must be \['bvp'\]"):
+        multitask_loss({"bvp": pred, "rsp": pred}, {"bvp": label, "rsp": label}, kind="rhythmformer_hybrid", fps=30.0)
+    with pytest.raises(ValueError, match=r"fps: expected one frame rate or 2 \(one per clip\), got 3"):
+        multitask_loss({"bvp": pred}, {"bvp": label}, kind="rhythmformer_hybrid", fps=[30.0] * 3)
+    with pytest.raises(ValueError, match=r"fps: frame rates must be finite and > 0"):
+        multitask_loss({"bvp": pred}, {"bvp": label}, kind="rhythmformer_hybrid", fps=[30.0, 0.0])
+    with pytest.raises(ValueError, match=r"hybrid loss form: 'port' is not one of"):
+        hybrid_terms(pred, label, FS, form="port")
+
+
+def test_hybrid_loss_config_needs_a_bvp_only_model():
+    with pytest.raises(ConfigError, match=r"TrainConfig.loss: 'rhythmformer_hybrid' is a pulse \(BVP\) loss; model.tasks must be \['bvp'\]"):
+        ExperimentConfig(train=TrainConfig(loss="rhythmformer_hybrid"))
+    config = ExperimentConfig(model=ModelConfig(tasks=("bvp",)), train=TrainConfig(loss="rhythmformer_hybrid_corrected",
+                                                                                  checkpoint_metric="val_hr_mae"))
+    assert config.train.loss == "rhythmformer_hybrid_corrected"

@@ -7,7 +7,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from mmrphys.model import InputError, MMRPhys, export_onnx, run_onnx, variant
+from mmrphys.config import RhythmFormerOptions
+from mmrphys.model import InputError, MMRPhys, RhythmFormer, export_onnx, rhythmformer_config, run_onnx, variant
 
 
 @pytest.fixture(scope="module")
@@ -63,5 +64,44 @@ def test_bad_clips_get_clear_errors(exported):
 
 
 def test_export_needs_an_mmrphys_model(tmp_path):
-    with pytest.raises(TypeError, match="MMRPhys"):
+    with pytest.raises(TypeError, match="MMRPhys or RhythmFormer"):
         export_onnx(torch.nn.Linear(2, 2), tmp_path / "x.onnx")
+
+
+@pytest.fixture(scope="module")
+def exported_rhythmformer(tmp_path_factory):
+    torch.manual_seed(0)
+    options = RhythmFormerOptions(embed_dim=32, depths=(1, 1, 1), topk=(12, 12, 12))
+    model = RhythmFormer(rhythmformer_config(resolution=64, frames=32, rhythmformer=options))
+    with torch.no_grad():  # running statistics away from 0 / 1, so eval mode is not trivial
+        model.train()(torch.randn(2, 3, 32, 64, 64))
+    model = model.double().eval()
+    path = export_onnx(model, tmp_path_factory.mktemp("onnx") / "rhythmformer.onnx")
+    return model, ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("batch,frames", [(1, 32), (3, 8), (2, 36), (1, 44), (2, 64)])
+def test_rhythmformer_onnx_matches_pytorch_with_dynamic_frames(exported_rhythmformer, batch, frames):
+    """The routing's top-k and gather export with symbolic region counts; frames that are
+    not multiples of 8 give the shorter output, as in PyTorch."""
+    model, session = exported_rhythmformer
+    clip = np.random.default_rng(batch + frames).standard_normal((batch, 3, frames, 64, 64)).astype(np.float32)
+    got = run_onnx(session, clip)
+    with torch.no_grad():
+        want = model.float()(torch.from_numpy(clip))
+    model.double()
+    assert list(got) == ["bvp"] and got["bvp"].shape == (batch, 8 * (frames // 8))
+    np.testing.assert_allclose(got["bvp"], want["bvp"].numpy(), atol=1e-4, rtol=0)
+
+
+def test_rhythmformer_onnx_rejects_clips_with_clear_errors(exported_rhythmformer):
+    model, session = exported_rhythmformer
+    assert next(model.parameters()).dtype == torch.float64
+    with pytest.raises(InputError, match=r"the exported RhythmFormer takes multiples of 4 frames, got 25"):
+        run_onnx(session, np.zeros((1, 3, 25, 64, 64), np.float32))
+    with pytest.raises(InputError, match=r"RhythmFormer cannot take 4 frames: stage 2 down-samples 4 frames to 0"):
+        run_onnx(session, np.zeros((1, 3, 4, 64, 64), np.float32))
+    with pytest.raises(InputError, match=r"expected 3 channels"):
+        run_onnx(session, np.zeros((1, 4, 32, 64, 64), np.float32))
+    with pytest.raises(InputError, match=r"expected 64x64"):
+        run_onnx(session, np.zeros((1, 3, 32, 72, 72), np.float32))

@@ -14,16 +14,18 @@ from mmrphys.config import (
     ExperimentConfig,
     ModelConfig,
     PreprocessingConfig,
+    RhythmFormerOptions,
     TrainConfig,
     reported_metric_names,
 )
 from mmrphys.inference import load_model, save_model
 from mmrphys.inference.artifact import read_weights
+from mmrphys.model import MMRPhys, RhythmFormer, rhythmformer_config, standardize_frames
 from mmrphys.model.checkpoint import CheckpointError, check_same_variant, read_training_state, save_training_state
-from mmrphys.model import MMRPhys
 from mmrphys.training import (
     build_optimizer,
     build_scheduler,
+    predict_chunks,
     step_scheduler,
     summary_metrics,
     train_epoch,
@@ -192,3 +194,58 @@ def test_summary_metrics_are_named_for_what_they_are():
     assert metrics["val_rate_mae"] == metrics["val_hr_mae"] + metrics["val_rr_mae"]
     assert {"val_hr_rmse", "val_hr_pearson", "val_hr_snr", "val_rr_mae"} <= set(metrics)
     assert set(metrics) <= reported_metric_names(("bvp", "rsp"))
+
+
+# ---- RhythmFormer through the same recipe: BVP only, an output shorter than the label ----
+
+RHYTHMFORMER = rhythmformer_config(resolution=64, frames=36,
+                                   rhythmformer=RhythmFormerOptions(embed_dim=32, depths=(1, 1, 1), topk=(12, 12, 12)))
+
+
+def _pulse_batch(n: int = 2, frames: int = 36, seed: int = 0) -> dict:
+    """Standardised RGB clips whose green channel carries a 90-120 bpm pulse, with 30 fps."""
+    g = np.random.default_rng(seed)
+    t = np.arange(frames) / 30.0
+    rates = g.uniform(1.5, 2.0, (n, 1))
+    bvp = np.sin(2 * np.pi * rates * t + g.uniform(0, 6, (n, 1)))
+    video = 100 + g.random((n, 3, frames, 64, 64))
+    video[:, 1] += 3 * bvp[:, :, None, None]
+    z = (bvp - bvp.mean(1, keepdims=True)) / bvp.std(1, ddof=1, keepdims=True)
+    return {"video": standardize_frames(video), "bvp": z.astype(np.float32), "fps": np.full(n, 30.0)}
+
+
+@pytest.mark.parametrize("loss", ["rhythmformer_hybrid", "rhythmformer_hybrid_corrected", "smooth_l1"])
+def test_rhythmformer_step_reaches_every_parameter_with_labels_longer_than_its_output(loss):
+    torch.manual_seed(0)
+    model = RhythmFormer(RHYTHMFORMER)
+    train = TrainConfig(loss=loss, scheduler="constant")
+    stats = train_epoch(model, [_pulse_batch()], build_optimizer(model, train), None, tasks=("bvp",),
+                        weights={"bvp": 1.0}, train=train, device=torch.device("cpu"))
+    assert stats.samples == 2 and np.isfinite(stats.loss) and set(stats.task_losses) == {"bvp"}
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+
+
+def test_rhythmformer_learns_a_fixed_pulse_batch():
+    torch.manual_seed(0)
+    model = RhythmFormer(RHYTHMFORMER.replace(frames=16))
+    train = TrainConfig(loss="neg_pearson", lr=1e-3, scheduler="constant")
+    optimizer = build_optimizer(model, train)
+    batch = _pulse_batch(frames=16)
+    kwargs = {"tasks": ("bvp",), "weights": {"bvp": 1.0}, "train": train, "device": torch.device("cpu")}
+    first = train_epoch(model, [batch], optimizer, None, **kwargs)
+    for _ in range(3):
+        last = train_epoch(model, [batch], optimizer, None, **kwargs)
+    assert last.loss < 0.3 * first.loss
+
+
+def test_rhythmformer_validation_keeps_labels_as_long_as_predictions():
+    torch.manual_seed(0)
+    model = RhythmFormer(RHYTHMFORMER)
+    batch = _pulse_batch(n=2)
+    batch.update(recording_id=np.array(["r1", "r1"], dtype=object), chunk_index=np.array([0, 1]))
+    train = TrainConfig(loss="rhythmformer_hybrid")
+    out = predict_chunks(model, [batch], tasks=("bvp",), weights={"bvp": 1.0}, train=train, device=torch.device("cpu"))
+    assert [len(p) for p in out.predictions["bvp"]] == [len(y) for y in out.labels["bvp"]] == [32, 32]
+    np.testing.assert_array_equal(out.labels["bvp"][0], batch["bvp"][0, :32])
+    assert np.isfinite(out.loss_sum)

@@ -34,6 +34,7 @@ from mmrphys.config.model import (
     Modality,
     ModelConfig,
 )
+from mmrphys.config.rhythmformer import RhythmFormerOptions
 from mmrphys.config.search import SearchConfig
 from mmrphys.config.synthetic import SyntheticConfig
 from mmrphys.tasks import TaskName as Task
@@ -43,6 +44,6 @@ __all__ = [
     "Architecture", "Attention", "BasesInit", "Config", "ConfigError", "apply_overrides", "Constraint", "DataConfig", "EvalConfig",
     "ExperimentConfig", "FactorLayout", "Fusion", "IngestConfig", "Kernels", "LossKind",
     "MODALITY_CHANNELS", "Modality", "ModelConfig", "Precision", "PreprocessingConfig", "RateMethod", "RESOLUTIONS",
-    "Scheduler", "SearchConfig", "SyntheticConfig", "Task", "TrackingConfig", "TrainConfig",
+    "RhythmFormerOptions", "Scheduler", "SearchConfig", "SyntheticConfig", "Task", "TrackingConfig", "TrainConfig",
     "reported_metric_names",
 ]

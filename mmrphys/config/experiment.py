@@ -11,7 +11,7 @@ from mmrphys.config.model import ModelConfig
 from mmrphys.tasks import reported_metric_names
 
 Precision = Literal["auto", "fp32", "bf16"]
-LossKind = Literal["smooth_l1", "neg_pearson"]
+LossKind = Literal["smooth_l1", "neg_pearson", "rhythmformer_hybrid", "rhythmformer_hybrid_corrected"]
 Scheduler = Literal["onecycle", "constant"]
 RateMethod = Literal["fft", "peak"]
 
@@ -48,6 +48,9 @@ class TrainConfig(Config):
     Defaults are the reference recipe: Adam at lr 1e-3, OneCycleLR stepped every batch,
     Smooth L1 on z-scored BVP and RSP with equal weights, batch 4.
     epochs / batch_size: per worker batch size; the global batch is batch_size x workers.
+    loss: `smooth_l1`, `neg_pearson`, or RhythmFormer's hybrid pulse loss (BVP only; needs
+        each clip's fps): `rhythmformer_hybrid` (canonical) or `rhythmformer_hybrid_corrected`
+        (its HR-distribution term made differentiable); docs/rhythmformer.md, "Loss".
     bvp_weight / rsp_weight: task weights in the summed loss.
     workers / cpus_per_worker / use_gpu: the Ray Train scaling config.
     precision: `auto` is bf16 autocast on GPU and fp32 on CPU.
@@ -175,3 +178,8 @@ class ExperimentConfig(Config):
         allowed = reported_metric_names(self.model.tasks)
         if metric not in allowed:
             raise ConfigError(f"TrainConfig.checkpoint_metric: {metric!r} is not one of {sorted(allowed)}")
+        if self.train.loss.startswith("rhythmformer_hybrid") and self.model.tasks != ("bvp",):
+            raise ConfigError(
+                f"TrainConfig.loss: {self.train.loss!r} is a pulse (BVP) loss; model.tasks must be ['bvp'], "
+                f"got {list(self.model.tasks)}"
+            )

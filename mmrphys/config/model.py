@@ -6,11 +6,18 @@ import dataclasses
 from typing import Literal
 
 from mmrphys.config.base import Config, ConfigError
+from mmrphys.config.rhythmformer import RhythmFormerOptions, check_geometry
 from mmrphys.tasks import TaskName
 
-Architecture = Literal["mmrphys"]
-#: frame sizes each architecture takes (MMRPhys: the reference's L, M and S)
-RESOLUTIONS: dict[str, tuple[int, ...]] = {"mmrphys": (72, 36, 9)}
+Architecture = Literal["mmrphys", "rhythmformer"]
+#: frame sizes each architecture takes (MMRPhys: the reference's L, M and S; RhythmFormer:
+#: its reference 128 first, then the other sizes its region partition tiles exactly)
+RESOLUTIONS: dict[str, tuple[int, ...]] = {
+    "mmrphys": (72, 36, 9),
+    "rhythmformer": (128, 64, 72, 96, 160, 192, 256),
+}
+#: what RhythmFormer supports of the fields MMRPhys varies (docs/rhythmformer.md)
+RHYTHMFORMER_ONLY = {"modality": "rgb", "fusion": "early", "attention": "none", "tasks": ("bvp",)}
 Modality = Literal["rgb", "thermal", "rgbt"]
 Fusion = Literal["early", "per_task", "late"]
 Attention = Literal["none", "fsam", "tsfm"]
@@ -27,9 +34,11 @@ MODALITY_CHANNELS: dict[str, int] = {"rgb": 3, "thermal": 1, "rgbt": 4}
 class ModelConfig(Config):
     """One network: its architecture and every option of its variant.
 
-    architecture: the network family (`mmrphys.model.build_model` builds it).
+    architecture: the network family (`mmrphys.model.build_model` builds it): `mmrphys`,
+        or `rhythmformer` (RGB, BVP only, early fusion, attention `none`; its own options
+        in `rhythmformer`; the MMRPhys-only fields below are ignored; docs/rhythmformer.md).
     resolution: input frame size, one of `RESOLUTIONS[architecture]` (MMRPhys: 72 = the
-        reference's L, 36 = M, 9 = S).
+        reference's L, 36 = M, 9 = S; RhythmFormer: 128 in the reference).
     modality / fusion: `early` (EF) feeds the chosen channels to both branches;
         `per_task` (NF) routes RGB to BVP and thermal to RSP; `late` (LF) keeps separate
         RGB and thermal streams joined before the heads. NF and LF need `rgbt`.
@@ -37,6 +46,7 @@ class ModelConfig(Config):
     attention: `none` (Base), `fsam` (unconstrained NMF) or `tsfm` (NMF constrained by the
         target signal during training).
     frames: T, the output length; the model takes T or T+1 input frames; a multiple of 4.
+        RhythmFormer: the clip length (160 in the reference); it returns 8 * floor(T / 8).
     nmf_steps / nmf_rank / rsp_nmf_rank: factorization iterations and ranks (the
         reference's MD_STEPS, MD_R and the RSP head's forced rank 4).
     factor_layout: `reference` reshapes (C, T, h, w) memory into the D x N matrix exactly
@@ -52,6 +62,8 @@ class ModelConfig(Config):
         `stock` is the reference's op sequence with stock PyTorch modules; `fused` keeps
         activations channels-last and runs Tanh+InstanceNorm as one autograd function
         (faster training on CPU); `auto` fuses on CPU and stays stock elsewhere.
+    rhythmformer: RhythmFormer's layer options (`RhythmFormerOptions`); must stay at its
+        defaults for other architectures.
     """
 
     architecture: Architecture = "mmrphys"
@@ -72,6 +84,7 @@ class ModelConfig(Config):
     seed: int = 0
     attention_at_inference: bool = False
     kernels: Kernels = "auto"
+    rhythmformer: RhythmFormerOptions = dataclasses.field(default_factory=RhythmFormerOptions)
 
     @property
     def in_channels(self) -> int:
@@ -83,6 +96,13 @@ class ModelConfig(Config):
         if self.resolution not in allowed:
             raise ConfigError(f"ModelConfig.resolution: {self.resolution} is not one of {list(allowed)}"
                               + (f" for architecture {self.architecture!r}" if len(RESOLUTIONS) > 1 else ""))
+        if self.architecture == "rhythmformer":
+            self._validate_rhythmformer()
+        elif self.rhythmformer != RhythmFormerOptions():
+            raise ConfigError(
+                f"ModelConfig.rhythmformer: options of architecture 'rhythmformer' are set, "
+                f"but architecture is {self.architecture!r}"
+            )
         if self.fusion != "early" and self.modality != "rgbt":
             raise ConfigError(
                 f"ModelConfig.fusion: {self.fusion!r} needs modality 'rgbt' "
@@ -105,4 +125,14 @@ class ModelConfig(Config):
                 f"constraint {self.constraint!r} needs attention 'tsfm'"
             )
 
-
+    def _validate_rhythmformer(self) -> None:
+        for name, allowed in RHYTHMFORMER_ONLY.items():
+            value = getattr(self, name)
+            if value != allowed:
+                shown = list(value) if isinstance(value, tuple) else repr(value)
+                expected = list(allowed) if isinstance(allowed, tuple) else [allowed]
+                raise ConfigError(
+                    f"ModelConfig.{name}: architecture 'rhythmformer' does not support {shown}; allowed: {expected}"
+                )
+        if self.frames > 0 and self.frames % 4 == 0:
+            check_geometry(self.frames, self.resolution, self.rhythmformer)

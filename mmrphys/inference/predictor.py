@@ -14,6 +14,7 @@ import torch
 from mmrphys.config import ModelConfig
 from mmrphys.data.recording import DatasetError
 from mmrphys.metrics import waveform_rates
+from mmrphys.model import input_transform
 from mmrphys.signals import standardize_chunks
 from mmrphys.tasks import TASKS
 
@@ -34,8 +35,11 @@ def chunk_spans(n: int, length: int) -> list[tuple[int, int]]:
 class Predictor:
     """A network in eval mode behind the one serving interface.
 
-    predict_clips: raw clips (B, C, T or T+1, H, W) -> {task: (B, T)} z-scored per clip.
-    predict_video: one whole clip (C, N, H, W) -> {task: (N,)}, chunked and stitched.
+    predict_clips: clips as the network takes them (B, C, T or T+1, H, W): from the
+        training stream, or raw clips through `input_transform` -> {task: (B, T)}
+        z-scored per clip.
+    predict_video: one whole raw clip (C, N, H, W) -> {task: (N,)}: chunked, each chunk
+        through the architecture's input transform, predicted and stitched.
     """
 
     def __init__(self, model: torch.nn.Module, config: ModelConfig, batch_size: int = 8):
@@ -68,7 +72,8 @@ class Predictor:
         each predicted and z-scored, stitched back in order."""
         n = clip.shape[1]
         spans = chunk_spans(n, self.config.frames)
-        predicted = self.predict_clips(np.stack([clip[:, start:end] for start, end in spans]))
+        chunks = np.stack([clip[:, start:end] for start, end in spans])
+        predicted = self.predict_clips(input_transform(chunks, self.config))
         stitched = {task: np.zeros(n, np.float32) for task in self.tasks}
         written = 0
         for (start, end), *values in zip(spans, *(predicted[t] for t in self.tasks)):

@@ -1,11 +1,14 @@
-"""The networks: every architecture built from a ModelConfig, its variants, the shared
-factorization attention, reference checkpoint import and ONNX export."""
+"""The networks: every architecture built from a ModelConfig (MMRPhys and its variants,
+RhythmFormer), the shared factorization attention, input transforms, reference checkpoint
+import and ONNX export."""
 
 from mmrphys.model.architectures import ARCHITECTURES, build_model
 from mmrphys.model.checkpoint import CheckpointError, load_reference_checkpoint
 from mmrphys.model.factorization import FeaturesFactorizationModule
 from mmrphys.model.network import InputError, MMRPhys
+from mmrphys.model.input_transforms import input_transform, standardize_frames
 from mmrphys.model.onnx_export import export_onnx, run_onnx
+from mmrphys.model.rhythmformer import RhythmFormer, rhythmformer_config
 from mmrphys.model.variants import VARIANTS, variant, variant_name
 
 __all__ = [
@@ -16,6 +19,10 @@ __all__ = [
     "FeaturesFactorizationModule",
     "InputError",
     "MMRPhys",
+    "RhythmFormer",
+    "rhythmformer_config",
+    "standardize_frames",
+    "input_transform",
     "VARIANTS",
     "variant",
     "variant_name",

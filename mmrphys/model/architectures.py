@@ -6,9 +6,10 @@ from torch import nn
 
 from mmrphys.config import ModelConfig
 from mmrphys.model.network import MMRPhys
+from mmrphys.model.rhythmformer import RhythmFormer
 
 #: architecture name (ModelConfig.architecture) -> the class built from a ModelConfig
-ARCHITECTURES: dict[str, type[nn.Module]] = {"mmrphys": MMRPhys}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"mmrphys": MMRPhys, "rhythmformer": RhythmFormer}
 
 
 def build_model(config: ModelConfig) -> nn.Module:

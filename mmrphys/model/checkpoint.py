@@ -21,10 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from mmrphys.config import ModelConfig
+from mmrphys.config import ConfigError, ModelConfig, RhythmFormerOptions
 from mmrphys.errors import UserError
 from mmrphys.model.network import MMRPhys
+from mmrphys.model.rhythmformer import (
+    RhythmFormer,
+    options_from_state_dict,
+    rhythmformer_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,15 +138,46 @@ def infer_config(state: dict[str, torch.Tensor], resolution: int, frames: int = 
     return ModelConfig(**settings)
 
 
-def load_reference_checkpoint(path: str | Path, resolution: int | None = None, **overrides: Any) -> MMRPhys:
-    """Load a reference `.pth` state dict into an MMRPhys in eval mode.
+def rhythmformer_checkpoint(state: dict[str, torch.Tensor], path: Path, resolution: int | None,
+                            overrides: dict[str, Any]) -> RhythmFormer | None:
+    """A RhythmFormer in eval mode if `state` (without `module.`) holds one, else None.
+
+    Recognised by its fusion stem; the reference's unused `attn.qkv_linear.*` entries are
+    skipped with a log line; layer options come from keys and shapes (docs/rhythmformer.md,
+    "Reference checkpoints"), the resolution from the argument (default 128, the weights
+    do not fix it), frames from overrides (default 160).
+    """
+    if "Fusion_Stem.stem11.0.weight" not in state:
+        return None
+    unused = [k for k in state if ".attn.qkv_linear." in k]
+    if unused:
+        values = sum(state[k].numel() for k in unused)
+        log.info("%s: skipping %d unused attn.qkv_linear entries (%d values): never used by RhythmFormer", path, len(unused), values)
+    state = {k: v for k, v in state.items() if k not in unused}
+    try:
+        options = options_from_state_dict(state, overrides.pop("rhythmformer", RhythmFormerOptions()))
+        config = rhythmformer_config(resolution=resolution or 128, rhythmformer=options, **overrides)
+    except (ValueError, ConfigError) as err:
+        raise CheckpointError(f"{path}: {err}") from err
+    model = RhythmFormer(config)
+    load_weights(model, state, str(path))
+    log.info("%s: loaded RhythmFormer (width %d, depths %s)", path, options.embed_dim, list(options.depths))
+    return model.eval()
+
+
+def load_reference_checkpoint(path: str | Path, resolution: int | None = None, **overrides: Any) -> nn.Module:
+    """Load a reference `.pth` state dict into an MMRPhys (or a RhythmFormer) in eval mode.
 
     resolution: 72, 36 or 9; when None it is read from the file name (`...x180x72...`).
+    RhythmFormer state dicts are recognised by their keys (`rhythmformer_checkpoint`).
     overrides: other ModelConfig fields (e.g. attention="fsam" for an FSAM checkpoint,
     dropout); the variant, modality, tasks and attention are otherwise inferred.
     Uses `torch.load(weights_only=True)`; fp16 state dicts are cast to float32.
     """
     path = Path(path)
+    state = _strip(_read_state_dict(path), path)
+    if (rhythmformer := rhythmformer_checkpoint(state, path, resolution, overrides)) is not None:
+        return rhythmformer
     if resolution is None:
         resolution = resolution_from_name(path)
         if resolution is None:
@@ -150,7 +187,6 @@ def load_reference_checkpoint(path: str | Path, resolution: int | None = None, *
             )
     if resolution not in (72, 36, 9):
         raise CheckpointError(f"{path}: resolution {resolution} is not one of [72, 36, 9]")
-    state = _strip(_read_state_dict(path), path)
     overrides.setdefault("frames", frames_from_name(path) or 180)
     config = infer_config(state, resolution, **overrides)
     model = MMRPhys(config)

@@ -1,10 +1,15 @@
-"""ONNX export of the MMRPhys inference path, and a checked onnxruntime runner.
+"""ONNX export of a network's inference path (MMRPhys or RhythmFormer), and a checked
+onnxruntime runner.
 
-The graph is the eval path (no factorization, no labels): input `video` (batch, C,
-frames, H, W) with frames = T+1 for any positive multiple-of-4 T, outputs one (batch, T)
-tensor per task. Batch and frames are truly dynamic (the reference's export fixed the
-output at 180 samples). `run_onnx` checks a clip against the model's metadata and also
-accepts T frames (it appends a copy of the last frame, as the PyTorch model does).
+MMRPhys: the eval path (no factorization, no labels): input `video` (batch, C, frames,
+H, W) with frames = T+1 for any positive multiple-of-4 T, outputs one (batch, T) tensor
+per task. RhythmFormer: input `video` (batch, 3, frames, H, W) standardised frames with
+frames any multiple of its frame step (4 by default) from the smallest it takes, output
+`bvp` (batch, 8 * floor(frames / 8)); the routing's top-k and gather export with
+symbolic region counts. Batch and frames are truly dynamic (the reference's export fixed
+the output at 180 samples). `run_onnx` checks a clip against the model's metadata; for
+MMRPhys it also accepts T frames (it appends a copy of the last frame, as the PyTorch
+model does).
 """
 
 from __future__ import annotations
@@ -18,11 +23,15 @@ import torch
 from torch import nn
 
 from mmrphys.config import ModelConfig
+from mmrphys.config.rhythmformer import frame_examples, frame_step
 from mmrphys.model.blocks import front_end
 from mmrphys.model.network import InputError, MMRPhys, check_clip_shape
+from mmrphys.model.rhythmformer import RhythmFormer
+from mmrphys.model.rhythmformer import check_clip_shape as check_rhythmformer_clip
 
 OPSET = 18
 METADATA_KEY = "mmrphys_model_config"
+MAX_DIM = 4096
 
 
 class InferenceGraph(nn.Module):
@@ -37,23 +46,47 @@ class InferenceGraph(nn.Module):
         return tuple(self.model.head(task)(self.model.features(task, d)) for task in self.model.config.tasks)
 
 
-def export_onnx(model: MMRPhys, path: str | Path, opset: int = OPSET) -> Path:
+class RhythmFormerGraph(nn.Module):
+    """The traced RhythmFormer: (batch, 3, frames, H, W) -> ((batch, T_out),), without input checks."""
+
+    def __init__(self, model: RhythmFormer):
+        super().__init__()
+        self.model = model
+
+    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.model.signal(video),)
+
+
+def _traced(model: nn.Module) -> tuple[nn.Module, int, dict]:
+    """(graph, example frame count, dynamic frame dimension) of a network."""
+    config = model.config
+    batch = torch.export.Dim("batch", min=1, max=MAX_DIM)
+    if isinstance(model, RhythmFormer):
+        step = frame_step(config.resolution, config.rhythmformer)
+        smallest = frame_examples(config.resolution, config.rhythmformer, count=1)[0]
+        units = torch.export.Dim("frames_units", min=-(-smallest // step), max=MAX_DIM // step)
+        return RhythmFormerGraph(model), config.frames, {0: batch, 2: step * units}
+    quarter = torch.export.Dim("frames_quarter", min=1, max=MAX_DIM)
+    return InferenceGraph(model), config.frames + 1, {0: batch, 2: 4 * quarter + 1}
+
+
+def export_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
     """Export the inference path of `model` (float32) to `path`; returns the path.
 
-    Input `video` (batch, C, frames, H, W) float32 with frames = T+1, T a positive multiple
-    of 4; outputs named after the tasks ("bvp", "rsp"), each (batch, T). The ModelConfig is
-    stored in the model's metadata under `mmrphys_model_config` (JSON).
+    MMRPhys: input `video` (batch, C, frames, H, W) float32 with frames = T+1, T a positive
+    multiple of 4; outputs named after the tasks ("bvp", "rsp"), each (batch, T).
+    RhythmFormer: frames any multiple of its frame step it takes; output "bvp". The
+    ModelConfig is stored in the model's metadata under `mmrphys_model_config` (JSON).
     """
-    if not isinstance(model, MMRPhys):
-        raise TypeError(f"export_onnx needs an MMRPhys model, got {type(model).__name__}")
+    if not isinstance(model, (MMRPhys, RhythmFormer)):
+        raise TypeError(f"export_onnx needs an MMRPhys or RhythmFormer model, got {type(model).__name__}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     config = model.config
     # a float32 copy: the caller's model keeps its dtype and mode
-    graph = InferenceGraph(copy.deepcopy(model)).float().eval()
-    example = torch.rand(2, config.in_channels, config.frames + 1, config.resolution, config.resolution)
-    quarter = torch.export.Dim("frames_quarter", min=1, max=4096)
-    dynamic = {"video": {0: torch.export.Dim("batch", min=1, max=4096), 2: 4 * quarter + 1}}
+    graph, frames, dynamic_video = _traced(copy.deepcopy(model).float().eval())
+    graph.eval()
+    example = torch.rand(2, config.in_channels, frames, config.resolution, config.resolution)
     with torch.no_grad():
         program = torch.onnx.export(
             graph,
@@ -61,7 +94,7 @@ def export_onnx(model: MMRPhys, path: str | Path, opset: int = OPSET) -> Path:
             dynamo=True,
             input_names=["video"],
             output_names=list(config.tasks),
-            dynamic_shapes=dynamic,
+            dynamic_shapes={"video": dynamic_video},
             opset_version=opset,
             external_data=False,
             verbose=False,
@@ -79,10 +112,28 @@ def read_onnx_config(session) -> ModelConfig:
     return ModelConfig.from_dict(json.loads(meta[METADATA_KEY]))
 
 
-def run_onnx(session_or_path, clip: np.ndarray) -> dict[str, np.ndarray]:
-    """Run an exported model on a raw clip (B, C, T or T+1, H, W) after checking it.
+def _onnx_clip(clip: np.ndarray, config: ModelConfig) -> np.ndarray:
+    """Check a clip for the exported graph of `config`; return what the graph takes."""
+    if config.architecture == "rhythmformer":
+        check_rhythmformer_clip(clip.shape, config)
+        step = frame_step(config.resolution, config.rhythmformer)
+        if clip.shape[2] % step:
+            raise InputError(
+                f"input clip: the exported RhythmFormer takes multiples of {step} frames, got {clip.shape[2]} "
+                "(the PyTorch model also takes the other lengths its regions allow)"
+            )
+        return clip
+    t = check_clip_shape(clip.shape, config)
+    if clip.shape[2] == t:
+        clip = np.concatenate([clip, clip[:, :, -1:]], axis=2)
+    return clip
 
-    Accepts an onnxruntime.InferenceSession or a path. Returns {task: (B, T)}.
+
+def run_onnx(session_or_path, clip: np.ndarray) -> dict[str, np.ndarray]:
+    """Run an exported model on a clip after checking it; returns {task: (B, T_out)}.
+
+    MMRPhys takes raw clips (B, C, T or T+1, H, W); RhythmFormer standardised clips
+    (B, 3, frames, H, W). Accepts an onnxruntime.InferenceSession or a path.
     """
     import onnxruntime as ort
 
@@ -93,10 +144,8 @@ def run_onnx(session_or_path, clip: np.ndarray) -> dict[str, np.ndarray]:
     clip = np.asarray(clip, dtype=np.float32)
     if clip.ndim != 5:
         raise InputError(f"input clip: expected a 5-D array (B, C, T, H, W), got shape {clip.shape}")
-    t = check_clip_shape(clip.shape, config)
+    clip = _onnx_clip(clip, config)
     if not np.isfinite(clip).all():
         raise InputError("input clip: non-finite values (NaN or inf); expected finite frame values")
-    if clip.shape[2] == t:
-        clip = np.concatenate([clip, clip[:, :, -1:]], axis=2)
     outputs = session.run(None, {"video": clip})
     return dict(zip(config.tasks, outputs))

@@ -3,8 +3,8 @@
 `load_split` reads one split's shards with `ray.data.read_parquet` (only the columns the
 modality and tasks need), and a batch map on the workers decodes the stored clips and
 turns them into model input with `mmrphys.inference.model_input` (area resize to the
-model's resolution, channels RGB then thermal, float32 (B, C, T, H, W)), and z-scores each
-chunk's labels. One set of shards serves every resolution and modality.
+model's resolution, channels RGB then thermal, float32 (B, C, T, H, W)) and the
+architecture's `input_transform`, and z-scores each chunk's labels. One set of shards serves every resolution and modality.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import ray.data
 from mmrphys.config import ModelConfig
 from mmrphys.data.schema import decode_clips
 from mmrphys.inference import model_input
+from mmrphys.model import input_transform
 from mmrphys.signals import standardize_chunks
 from pipelines.data.shards import DataError, check_split, read_manifest
 
@@ -37,13 +38,13 @@ class DecodeChunks:
             if modality in ("rgb", "rgbt") else None
         thermal = decode_clips(batch["thermal"], batch["thermal_dtype"], (frames, size, size, 1)) \
             if modality in ("thermal", "rgbt") else None
-        out = {"video": model_input(rgb, thermal, self.config)}
+        out = {"video": input_transform(model_input(rgb, thermal, self.config), self.config),
+               "fps": np.asarray(batch["fps"], dtype=np.float64)}
         for task in self.tasks:
             out[task] = standardize_chunks(np.stack(batch[task]))
         if self.with_ids:
             out["recording_id"] = np.asarray(batch["recording_id"], dtype=object)
             out["chunk_index"] = np.asarray(batch["chunk_index"], dtype=np.int64)
-            out["fps"] = np.asarray(batch["fps"], dtype=np.float64)
         return out
 
 
@@ -59,10 +60,10 @@ def load_split(
 ) -> ray.data.Dataset:
     """A `ray.data.Dataset` of one split, decoded for the model `config` describes.
 
-    Rows hold "video" float32 (C, T, H, W) and one float32 (T,) z-scored label per task
-    (the model's tasks unless `tasks` names others); with `with_ids` also
-    "recording_id", "chunk_index" and "fps" (read those with
-    `iter_batches(batch_format="numpy")`). `batch_size` is the decode map's batch, not
+    Rows hold "video" float32 (C, T, H, W) as the network takes it (its architecture's
+    input transform applied), "fps", and one float32 (T,) z-scored label per task (the
+    model's tasks unless `tasks` names others); with `with_ids` also "recording_id" and
+    "chunk_index" (read those with `iter_batches(batch_format="numpy")`). `batch_size` is the decode map's batch, not
     the training batch.
     """
     tasks = tuple(config.tasks if tasks is None else tasks)
@@ -73,12 +74,12 @@ def load_split(
             f"{shards_dir}: the shards store {size}x{size} crops, smaller than the model's resolution "
             f"{config.resolution}; re-ingest with preprocessing.size >= {config.resolution}"
         )
-    columns = ["frames", "size", *tasks]
+    columns = ["frames", "size", "fps", *tasks]
     if config.modality in ("rgb", "rgbt"):
         columns += ["rgb", "rgb_dtype"]
     if config.modality in ("thermal", "rgbt"):
         columns += ["thermal", "thermal_dtype"]
     if with_ids:
-        columns += ["recording_id", "chunk_index", "fps"]
+        columns += ["recording_id", "chunk_index"]
     dataset = ray.data.read_parquet([str(f) for f in files], columns=columns)
     return dataset.map_batches(DecodeChunks(config, tasks, with_ids), batch_format="numpy", batch_size=batch_size)

@@ -36,7 +36,7 @@ from mmrphys.inference.artifact import (
     WEIGHTS_FILE,
     read_model_config,
 )
-from mmrphys.model import export_onnx
+from mmrphys.model import export_onnx, input_transform
 from mmrphys.tasks import TASKS
 from pipelines.ray_session import PROJECT_ROOT
 
@@ -59,7 +59,8 @@ class MMRPhysPyfunc(mlflow.pyfunc.PythonModel):
         if isinstance(model_input, dict):
             model_input = model_input["video"]
         fps = float((params or {}).get("fps", DEFAULT_FPS))
-        waveforms = self.predictor.predict_clips(model_input)
+        waveforms = self.predictor.predict_clips(input_transform(np.asarray(model_input, np.float32),
+                                                                 self.predictor.config))
         return {**waveforms, **clip_rates(waveforms, fps, self.profile)}
 
 
