@@ -9,6 +9,7 @@ and takes `section.field=value` overrides (values parsed as YAML scalars).
 """
 
 from mmrphys.config.base import Config, ConfigError
+from mmrphys.config.factorizephys import FactorizePhysOptions, Transform
 from mmrphys.config.experiment import (
     DataConfig,
     EvalConfig,
@@ -41,8 +42,8 @@ from mmrphys.tasks import reported_metric_names
 
 __all__ = [
     "Architecture", "Attention", "BasesInit", "Config", "ConfigError", "Constraint", "DataConfig", "EvalConfig",
-    "ExperimentConfig", "FactorLayout", "Fusion", "IngestConfig", "Kernels", "LossKind",
+    "ExperimentConfig", "FactorizePhysOptions", "FactorLayout", "Fusion", "IngestConfig", "Kernels", "LossKind",
     "MODALITY_CHANNELS", "Modality", "ModelConfig", "Precision", "RateMethod", "RESOLUTIONS",
-    "Scheduler", "SearchConfig", "SyntheticConfig", "Task", "TrackingConfig", "TrainConfig",
+    "Scheduler", "SearchConfig", "SyntheticConfig", "Task", "TrackingConfig", "TrainConfig", "Transform",
     "reported_metric_names",
 ]

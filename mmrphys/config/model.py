@@ -6,11 +6,13 @@ import dataclasses
 from typing import Literal
 
 from mmrphys.config.base import Config, ConfigError
+from mmrphys.config.factorizephys import FACTORIZEPHYS_ONLY, FACTORIZEPHYS_RESOLUTIONS, FactorizePhysOptions
 from mmrphys.tasks import TaskName
 
-Architecture = Literal["mmrphys"]
-#: frame sizes each architecture takes (MMRPhys: the reference's L, M and S)
-RESOLUTIONS: dict[str, tuple[int, ...]] = {"mmrphys": (72, 36, 9)}
+Architecture = Literal["mmrphys", "factorizephys"]
+#: frame sizes each architecture takes (MMRPhys: the reference's L, M and S; FactorizePhys:
+#: standard and Big)
+RESOLUTIONS: dict[str, tuple[int, ...]] = {"mmrphys": (72, 36, 9), "factorizephys": FACTORIZEPHYS_RESOLUTIONS}
 Modality = Literal["rgb", "thermal", "rgbt"]
 Fusion = Literal["early", "per_task", "late"]
 Attention = Literal["none", "fsam", "tsfm"]
@@ -27,9 +29,11 @@ MODALITY_CHANNELS: dict[str, int] = {"rgb": 3, "thermal": 1, "rgbt": 4}
 class ModelConfig(Config):
     """One network: its architecture and every option of its variant.
 
-    architecture: the network family (`mmrphys.model.build_model` builds it).
+    architecture: the network family (`mmrphys.model.build_model` builds it): `mmrphys`,
+        or `factorizephys` (BVP only, early fusion, constraint `target`; its own options in
+        `factorizephys`; docs/factorizephys.md).
     resolution: input frame size, one of `RESOLUTIONS[architecture]` (MMRPhys: 72 = the
-        reference's L, 36 = M, 9 = S).
+        reference's L, 36 = M, 9 = S; FactorizePhys: 72 = standard, 128 = Big).
     modality / fusion: `early` (EF) feeds the chosen channels to both branches;
         `per_task` (NF) routes RGB to BVP and thermal to RSP; `late` (LF) keeps separate
         RGB and thermal streams joined before the heads. NF and LF need `rgbt`.
@@ -52,6 +56,8 @@ class ModelConfig(Config):
         `stock` is the reference's op sequence with stock PyTorch modules; `fused` keeps
         activations channels-last and runs Tanh+InstanceNorm as one autograd function
         (faster training on CPU); `auto` fuses on CPU and stays stock elsewhere.
+    factorizephys: FactorizePhys's options (`FactorizePhysOptions`: FSAM residual, matrix
+        transform); must stay at their defaults for other architectures.
     """
 
     architecture: Architecture = "mmrphys"
@@ -72,6 +78,7 @@ class ModelConfig(Config):
     seed: int = 0
     attention_at_inference: bool = False
     kernels: Kernels = "auto"
+    factorizephys: FactorizePhysOptions = dataclasses.field(default_factory=FactorizePhysOptions)
 
     @property
     def in_channels(self) -> int:
@@ -83,6 +90,13 @@ class ModelConfig(Config):
         if self.resolution not in allowed:
             raise ConfigError(f"ModelConfig.resolution: {self.resolution} is not one of {list(allowed)}"
                               + (f" for architecture {self.architecture!r}" if len(RESOLUTIONS) > 1 else ""))
+        if self.architecture == "factorizephys":
+            self._validate_factorizephys()
+        elif self.factorizephys != FactorizePhysOptions():
+            raise ConfigError(
+                "ModelConfig.factorizephys: options of architecture 'factorizephys' are set, "
+                f"but architecture is {self.architecture!r}"
+            )
         if self.fusion != "early" and self.modality != "rgbt":
             raise ConfigError(
                 f"ModelConfig.fusion: {self.fusion!r} needs modality 'rgbt' "
@@ -105,4 +119,19 @@ class ModelConfig(Config):
                 f"constraint {self.constraint!r} needs attention 'tsfm'"
             )
 
-
+    def _validate_factorizephys(self) -> None:
+        for name, allowed in FACTORIZEPHYS_ONLY.items():
+            value = getattr(self, name)
+            if value != allowed:
+                shown = list(value) if isinstance(value, tuple) else repr(value)
+                expected = list(allowed) if isinstance(allowed, tuple) else [allowed]
+                raise ConfigError(
+                    f"ModelConfig.{name}: architecture 'factorizephys' does not support {shown}; allowed: {expected}"
+                )
+        transform = self.factorizephys.transform
+        if transform != "T_KAB" and (self.attention == "tsfm" or self.factor_layout == "time_aligned"):
+            what = "attention 'tsfm'" if self.attention == "tsfm" else "factor_layout 'time_aligned'"
+            raise ConfigError(
+                f"ModelConfig.factorizephys.transform: {what} needs a matrix with one row per frame "
+                f"(T rows); {transform!r} is not allowed with it, only 'T_KAB'"
+            )

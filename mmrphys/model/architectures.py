@@ -5,10 +5,11 @@ from __future__ import annotations
 from torch import nn
 
 from mmrphys.config import ModelConfig
+from mmrphys.model.factorizephys import FactorizePhys
 from mmrphys.model.network import MMRPhys
 
 #: architecture name (ModelConfig.architecture) -> the class built from a ModelConfig
-ARCHITECTURES: dict[str, type[nn.Module]] = {"mmrphys": MMRPhys}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"mmrphys": MMRPhys, "factorizephys": FactorizePhys}
 
 
 def build_model(config: ModelConfig) -> nn.Module:
