@@ -1,10 +1,12 @@
-"""Import of the reference implementation's released checkpoints (spec section 8).
+"""Import of the reference implementations' released checkpoints (spec section 8;
+docs/factorizephys.md, "Checkpoints").
 
 The released `.pth` files are plain state dicts saved from a DataParallel wrapper (every
 key starts with `module.`), without `bias1`, with an unused blood-pressure head in the
-NF and LF files. `load_reference_checkpoint` infers the variant from the keys and
-shapes, loads with `strict=True` semantics (a clear error for missing, unexpected or
-misshapen entries), and returns the model in eval mode.
+MMRPhys NF and LF files. `load_reference_checkpoint` recognises the architecture from the
+keys (one recogniser per architecture, `RECOGNISERS`, MMRPhys last), infers the variant
+from the keys and shapes, loads with `strict=True` semantics (a clear error for missing,
+unexpected or misshapen entries), and returns the model in eval mode.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from mmrphys.config import ModelConfig
+from mmrphys.config import ConfigError, ModelConfig
+from mmrphys.model.factorizephys import FactorizePhys
+from mmrphys.model.factorizephys_keys import factorizephys_config, is_factorizephys, to_authors_layout
 from mmrphys.model.network import MMRPhys
 
 log = logging.getLogger(__name__)
@@ -36,7 +41,7 @@ EARLY_OR_PER_TASK = {
 
 
 class CheckpointError(ValueError):
-    """A checkpoint cannot be read or matches no MMRPhys variant."""
+    """A checkpoint cannot be read or matches no variant of a known architecture."""
 
 
 def resolution_from_name(path: Path) -> int | None:
@@ -119,7 +124,7 @@ def infer_config(state: dict[str, torch.Tensor], resolution: int, frames: int = 
     return ModelConfig(**settings)
 
 
-def load_state_dict_strict(model: MMRPhys, state: dict[str, torch.Tensor], source: str) -> None:
+def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Load with strict key and shape checks, raising CheckpointError listing the problems."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
@@ -130,7 +135,9 @@ def load_state_dict_strict(model: MMRPhys, state: dict[str, torch.Tensor], sourc
             parts.append(f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''} ({len(missing)})")
         if unexpected:
             parts.append(f"unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''} ({len(unexpected)})")
-        raise CheckpointError(f"{source}: does not match {model.config.fusion}/{model.config.modality} MMRPhys: " + "; ".join(parts))
+        raise CheckpointError(
+            f"{source}: does not match {model.config.fusion}/{model.config.modality} {type(model).__name__}: " + "; ".join(parts)
+        )
     for key, value in expected.items():
         if state[key].shape != value.shape:
             raise CheckpointError(
@@ -139,15 +146,59 @@ def load_state_dict_strict(model: MMRPhys, state: dict[str, torch.Tensor], sourc
     model.load_state_dict(state, strict=True)
 
 
-def load_reference_checkpoint(path: str | Path, resolution: int | None = None, **overrides: Any) -> MMRPhys:
-    """Load a reference `.pth` state dict into an MMRPhys in eval mode.
+def factorizephys_checkpoint(
+    state: dict[str, torch.Tensor], path: Path, resolution: int | None, overrides: dict[str, Any]
+) -> FactorizePhys | None:
+    """A FactorizePhys in eval mode if `state` (without `module.`) holds one, else None.
 
-    resolution: 72, 36 or 9; when None it is read from the file name (`...x180x72...`).
-    overrides: other ModelConfig fields (e.g. attention="fsam" for an FSAM checkpoint,
-    dropout); the variant, modality, tasks and attention are otherwise inferred.
-    Uses `torch.load(weights_only=True)`; fp16 state dicts are cast to float32.
+    Either key layout (the authors' or the MMRPhys repository's moved one, remapped);
+    modality and standard/Big from the shapes, the attention from the file name
+    (`factorizephys_keys.factorizephys_config`); `resolution` need not be given.
+    """
+    if not is_factorizephys(state):
+        return None
+    try:
+        state, layout = to_authors_layout(state)
+        config = factorizephys_config(state, path.stem, resolution, overrides)
+    except (ValueError, ConfigError) as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    model = FactorizePhys(config)
+    load_state_dict_strict(model, state, str(path))
+    log.info(
+        "%s: loaded FactorizePhys %d (%s, attention %s, %s key layout)",
+        path, config.resolution, config.modality, config.attention, layout,
+    )
+    return model.eval()
+
+
+#: recognisers of the architectures other than MMRPhys, tried in order on the state dict
+#: (without `module.`): each returns the loaded model for weights it knows, else None
+RECOGNISERS = (factorizephys_checkpoint,)
+
+
+def load_reference_checkpoint(path: str | Path, resolution: int | None = None, **overrides: Any) -> nn.Module:
+    """Load a reference `.pth` state dict into its network (MMRPhys, FactorizePhys) in eval mode.
+
+    resolution: MMRPhys 72, 36 or 9; when None it is read from the file name
+    (`...x180x72...`). Other architectures take it from the weights. overrides: other
+    ModelConfig fields (e.g. attention="fsam" for an MMRPhys FSAM checkpoint, dropout); the
+    variant, modality, tasks and attention are otherwise inferred. Uses
+    `torch.load(weights_only=True)`; fp16 state dicts are cast to float32.
     """
     path = Path(path)
+    state = _strip(_read_state_dict(path), path)
+    for recognise in RECOGNISERS:
+        model = recognise(state, path, resolution, dict(overrides))
+        if model is not None:
+            return model
+    return mmrphys_checkpoint(state, path, resolution, overrides)
+
+
+def mmrphys_checkpoint(
+    state: dict[str, torch.Tensor], path: Path, resolution: int | None, overrides: dict[str, Any]
+) -> MMRPhys:
+    """An MMRPhys in eval mode from a (stripped) state dict; the resolution from the
+    argument or the file name."""
     if resolution is None:
         resolution = resolution_from_name(path)
         if resolution is None:
@@ -157,7 +208,6 @@ def load_reference_checkpoint(path: str | Path, resolution: int | None = None, *
             )
     if resolution not in (72, 36, 9):
         raise CheckpointError(f"{path}: resolution {resolution} is not one of [72, 36, 9]")
-    state = _strip(_read_state_dict(path), path)
     overrides.setdefault("frames", frames_from_name(path) or 180)
     config = infer_config(state, resolution, **overrides)
     model = MMRPhys(config)
