@@ -1,6 +1,8 @@
-"""ONNX export of the MMRPhys inference path, and a checked onnxruntime runner.
+"""ONNX export of a network's inference path (MMRPhys, FactorizePhys), and a checked
+onnxruntime runner.
 
-The graph is the eval path (no factorization, no labels): input `video` (batch, C,
+The graph is the eval path (no labels; MMRPhys without factorization, FactorizePhys with
+FSAM only when `attention_at_inference` is set, as in PyTorch): input `video` (batch, C,
 frames, H, W) with frames = T+1 for any positive multiple-of-4 T, outputs one (batch, T)
 tensor per task. Batch and frames are truly dynamic (the reference's export fixed the
 output at 180 samples). `run_onnx` checks a clip against the model's metadata and also
@@ -19,6 +21,7 @@ from torch import nn
 
 from mmrphys.config import ModelConfig
 from mmrphys.model.blocks import front_end
+from mmrphys.model.factorizephys import FactorizePhys
 from mmrphys.model.network import InputError, MMRPhys, check_clip_shape
 
 OPSET = 18
@@ -37,20 +40,38 @@ class InferenceGraph(nn.Module):
         return tuple(self.model.head(task)(self.model.features(task, d)) for task in self.model.config.tasks)
 
 
-def export_onnx(model: MMRPhys, path: str | Path, opset: int = OPSET) -> Path:
+class FactorizePhysGraph(nn.Module):
+    """The traced part of FactorizePhys: (batch, C, T+1, H, W) -> ((batch, T),), FSAM as
+    its eval mode runs it."""
+
+    def __init__(self, model: FactorizePhys):
+        super().__init__()
+        self.model = model
+
+    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.model.waveform(front_end(video), attend=self.model.attention_active(None)),)
+
+
+#: network class -> the module that traces its inference path
+GRAPHS: dict[type[nn.Module], type[nn.Module]] = {MMRPhys: InferenceGraph, FactorizePhys: FactorizePhysGraph}
+
+
+def export_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
     """Export the inference path of `model` (float32) to `path`; returns the path.
 
     Input `video` (batch, C, frames, H, W) float32 with frames = T+1, T a positive multiple
     of 4; outputs named after the tasks ("bvp", "rsp"), each (batch, T). The ModelConfig is
     stored in the model's metadata under `mmrphys_model_config` (JSON).
     """
-    if not isinstance(model, MMRPhys):
-        raise TypeError(f"export_onnx needs an MMRPhys model, got {type(model).__name__}")
+    graph_of = GRAPHS.get(type(model))
+    if graph_of is None:
+        names = ", ".join(cls.__name__ for cls in GRAPHS)
+        raise TypeError(f"export_onnx needs one of {names}, got {type(model).__name__}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     config = model.config
     # a float32 copy: the caller's model keeps its dtype and mode
-    graph = InferenceGraph(copy.deepcopy(model)).float().eval()
+    graph = graph_of(copy.deepcopy(model)).float().eval()
     example = torch.rand(2, config.in_channels, config.frames + 1, config.resolution, config.resolution)
     quarter = torch.export.Dim("frames_quarter", min=1, max=4096)
     dynamic = {"video": {0: torch.export.Dim("batch", min=1, max=4096), 2: 4 * quarter + 1}}
