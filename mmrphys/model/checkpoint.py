@@ -21,7 +21,7 @@ from torch import nn
 
 from mmrphys.config import ConfigError, ModelConfig
 from mmrphys.model.factorizephys import FactorizePhys
-from mmrphys.model.factorizephys_keys import factorizephys_config, is_factorizephys, to_authors_layout
+from mmrphys.model.factorizephys_keys import config_from_state_dict, is_factorizephys, to_authors_layout
 from mmrphys.model.network import MMRPhys
 
 log = logging.getLogger(__name__)
@@ -153,13 +153,13 @@ def factorizephys_checkpoint(
 
     Either key layout (the authors' or the MMRPhys repository's moved one, remapped);
     modality and standard/Big from the shapes, the attention from the file name
-    (`factorizephys_keys.factorizephys_config`); `resolution` need not be given.
+    (`factorizephys_keys.config_from_state_dict`); `resolution` need not be given.
     """
     if not is_factorizephys(state):
         return None
     try:
         state, layout = to_authors_layout(state)
-        config = factorizephys_config(state, path.stem, resolution, overrides)
+        config = config_from_state_dict(state, path.stem, resolution, overrides)
     except (ValueError, ConfigError) as err:
         raise CheckpointError(f"{path}: {err}") from None
     model = FactorizePhys(config)

@@ -68,16 +68,6 @@ def to_authors_layout(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.T
     return remapped, layout
 
 
-def to_moved_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """An authors'-layout state dict of the standard model in the MMRPhys repository's layout."""
-    inverse = {authors: moved for moved, authors in MOVED_TO_AUTHORS.items()}
-    out = {}
-    for key, value in state.items():
-        prefix = next((p for p in inverse if key.startswith(p)), None)
-        out[key if prefix is None else inverse[prefix] + key[len(prefix):]] = value
-    return out
-
-
 def attention_from_name(stem: str) -> dict[str, Any]:
     """The attention a reference file name states, which the weights do not: ModelConfig
     settings for `..._FSAM_Res_K-TAB` (fsam, residual, transform), `..._FSAM` (no
@@ -102,7 +92,7 @@ def attention_from_name(stem: str) -> dict[str, Any]:
     return settings
 
 
-def factorizephys_config(
+def config_from_state_dict(
     state: dict[str, torch.Tensor], stem: str, resolution: int | None, overrides: dict[str, Any]
 ) -> ModelConfig:
     """The ModelConfig of an authors'-layout state dict: modality from the first conv,
