@@ -1,9 +1,14 @@
 """Training losses: the reference's multitask Smooth L1 on per-chunk z-scored signals,
-negative Pearson, and RhythmFormer's hybrid pulse loss.
+negative Pearson in two forms, and RhythmFormer's hybrid pulse loss.
 
 The reference sums Smooth L1 (beta 1, mean) of z(prediction) against z(label) over the
 BVP and RSP tasks with equal weights; z standardises each sample along time with the
 unbiased std floored at 1e-8 (1e-3 in its fp16 recipe).
+
+`neg_pearson` is 1 - Pearson r of each sample over time, averaged over the batch.
+`neg_pearson_across_batch` is the FactorizePhys / rPPG-Toolbox loss as their trainer
+computes it (docs/factorizephys.md, "Loss"): after one z-score of the whole batch, the
+correlation is taken across the batch at every time step, then averaged over time.
 
 The hybrid loss (docs/rhythmformer.md, "Loss") is 0.2 x negative Pearson + a frequency
 cross-entropy + a heart-rate-distribution KL, per sample, averaged over the batch; it
@@ -34,10 +39,12 @@ from mmrphys.signals import (
 
 #: TrainConfig.loss value -> form of the hybrid loss
 HYBRID_LOSSES = {"rhythmformer_hybrid": "canonical", "rhythmformer_hybrid_corrected": "corrected"}
-LOSS_KINDS = ("smooth_l1", "neg_pearson", *HYBRID_LOSSES)
+LOSS_KINDS = ("smooth_l1", "neg_pearson", "neg_pearson_across_batch", *HYBRID_LOSSES)
 HybridForm = Literal["canonical", "corrected", "toolbox"]
 #: one frame rate for the batch or one per clip
 FrameRates = float | Sequence[float] | np.ndarray | torch.Tensor
+#: eps of the reference's cosine similarity across the batch
+COSINE_EPS = 1e-6
 
 
 def zscore(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -64,6 +71,28 @@ def neg_pearson(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> 
     return (1 - r).mean()
 
 
+def batch_zscore(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Standardise a whole (B, T) batch with one mean and one unbiased std (floored at eps,
+    where the reference's constant batch gives NaN)."""
+    return (x - x.mean()) / torch.clamp(x.std(unbiased=True), min=eps)
+
+
+def neg_pearson_across_batch(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """The FactorizePhys reference's negative Pearson of (B, T) prediction and label.
+
+    Both are z-scored as whole batches (`batch_zscore`); then at every time step t the
+    batch mean is removed and r_t is the cosine similarity across the batch (eps 1e-6);
+    the loss is the mean over t of 1 - r_t. It is invariant to any per-time-step offset
+    and positive scale, but not to per-sample ones; B = 1 gives exactly 1 with zero
+    gradient, and B = 2 gives r_t in {-1, 0, 1}.
+    """
+    _check_pair(pred, target, "neg_pearson_across_batch")
+    p, t = batch_zscore(pred, eps), batch_zscore(target, eps)
+    p = p - p.mean(dim=0, keepdim=True)
+    t = t - t.mean(dim=0, keepdim=True)
+    return (1 - F.cosine_similarity(p, t, dim=0, eps=COSINE_EPS)).mean()
+
+
 def _check_pair(pred: torch.Tensor, target: torch.Tensor, what: str) -> None:
     if pred.dim() != 2 or pred.shape != target.shape:
         raise ValueError(
@@ -82,6 +111,8 @@ def task_loss(
         return F.smooth_l1_loss(zscore(pred, eps), zscore(target, eps), beta=1.0)
     if kind == "neg_pearson":
         return neg_pearson(pred, target, eps)
+    if kind == "neg_pearson_across_batch":
+        return neg_pearson_across_batch(pred, target, eps)
     if kind in HYBRID_LOSSES:
         if fps is None:
             raise ValueError(f"loss kind {kind!r}: needs the frame rate (fps) of every clip; batches must carry 'fps'")

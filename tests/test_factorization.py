@@ -228,3 +228,73 @@ def test_reference_options_make_steps_and_rank_irrelevant():
     base = reconstruct({}, 4, 1)
     torch.testing.assert_close(reconstruct({}, 1, 4), base, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(reconstruct({"layout": "time_aligned"}, 9, 3), reconstruct({"layout": "time_aligned"}, 1, 1))
+
+
+# ---- FactorizePhys's variant of the module (docs/factorizephys.md, "FSAM") -------------
+
+
+@pytest.mark.parametrize("layout,rows", [("tk_ab", lambda c, t: c * t), ("k_tab", lambda c, t: c)])
+def test_factorizephys_views_are_raw_reshapes(layout, rows):
+    a = nonneg(b=2, c=8, t=12, h=2, w=3)
+    x = to_matrix(a, layout)
+    d = rows(8, 12)
+    n = 8 * 12 * 6 // d
+    assert x.shape == (2, d, n)
+    for row in range(d):
+        for col in range(n):
+            flat = row * n + col  # offset in the sample's (c, t, h, w) memory
+            c, rest = divmod(flat, 12 * 6)
+            t, p = divmod(rest, 6)
+            assert x[1, row, col] == a[1, c, t, p // 3, p % 3]
+    torch.testing.assert_close(from_matrix(x, a.shape, layout), a, rtol=0, atol=0)
+
+
+def power_iteration_projection(x, steps):
+    """Rank-1 NMF from all-ones bases is power iteration: g = (X X^T)^k 1, Â = g g^T X / g^T g."""
+    g = torch.ones(x.shape[0], x.shape[1], 1, dtype=x.dtype)
+    for _ in range(steps):
+        g = x @ (x.transpose(1, 2) @ g)
+    return g @ (g.transpose(1, 2) @ x) / (g.transpose(1, 2) @ g)
+
+
+@pytest.mark.parametrize("layout", ["reference", "tk_ab", "k_tab"])
+def test_additive_eps_nmf_is_the_rank_one_power_iteration_projection(layout):
+    x = to_matrix(nonneg(c=8, t=16, seed=3) + 0.1, layout)
+    got = nmf(x, initial_bases(2, x.shape[1], 1, "reference", 0, x), 4, EPS, additive=True)
+    # exact up to the additive eps (relative ~1e-8 on features of order 1)
+    torch.testing.assert_close(got, power_iteration_projection(x, 4), rtol=1e-6, atol=1e-7)
+
+
+def test_additive_eps_differs_from_the_clamp_where_denominators_are_small():
+    x = to_matrix(nonneg(c=8, t=12, seed=4), "reference") * 1e-4
+    bases = initial_bases(2, 12, 1, "reference", 0, x)
+    clamped, added = nmf(x, bases, 4, EPS), nmf(x, bases, 4, EPS, additive=True)
+    h = torch.ones(2, x.shape[2], 1, dtype=D64)
+    assert not torch.allclose(clamped, added, rtol=1e-6, atol=0)
+    # one coefficient update by hand: H (X^T G) / (H G^T G + eps)
+    manual = h * (x.transpose(1, 2) @ bases) / (h @ (bases.transpose(1, 2) @ bases) + EPS)
+    from mmrphys.model.factorization import _coefficient_update
+
+    torch.testing.assert_close(_coefficient_update(x, h, bases, EPS, additive=True), manual, rtol=0, atol=0)
+
+
+def test_additive_eps_mode_keeps_1e6_under_autocast_and_skips_the_clean_up():
+    added = FeaturesFactorizationModule(16, constrained=False, eps_mode="add")
+    clamped = FeaturesFactorizationModule(16, constrained=False)
+    x = to_matrix(nonneg(c=8, seed=5), "reference").float() * 1e-2  # small: eps matters
+    bases = initial_bases(2, 12, 1, "reference", 0, x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.testing.assert_close(added.reconstruct(x), nmf(x, bases, 4, EPS, additive=True), rtol=0, atol=0)
+        torch.testing.assert_close(clamped.reconstruct(x), nmf(x, bases, 4, EPS_AUTOCAST), rtol=0, atol=0)
+    bad = x.clone()
+    bad[0, 0, 0] = float("inf")
+    assert not torch.isfinite(added.reconstruct(bad)).all()  # no NaN/inf clean-up
+    assert torch.isfinite(clamped.reconstruct(bad)).all()
+
+
+def test_additive_eps_label_nmf_is_the_target_projection():
+    x = to_matrix(nonneg(), "reference")
+    y = torch.randn(2, x.shape[1], dtype=D64)
+    got = constrained_nmf(x, target_dictionary(y, "target", 1), initial_bases(2, 1, 1, "reference", 0, x), 4, EPS,
+                          additive=True)
+    torch.testing.assert_close(got, projection(x, y), rtol=1e-7, atol=1e-8)

@@ -8,7 +8,17 @@ import pytest
 import torch
 
 from mmrphys.config import RhythmFormerOptions
-from mmrphys.model import InputError, MMRPhys, RhythmFormer, export_onnx, rhythmformer_config, run_onnx, variant
+from mmrphys.model import (
+    FactorizePhys,
+    InputError,
+    MMRPhys,
+    RhythmFormer,
+    export_onnx,
+    factorizephys_config,
+    rhythmformer_config,
+    run_onnx,
+    variant,
+)
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +115,29 @@ def test_rhythmformer_onnx_rejects_clips_with_clear_errors(exported_rhythmformer
         run_onnx(session, np.zeros((1, 4, 32, 64, 64), np.float32))
     with pytest.raises(InputError, match=r"expected 64x64"):
         run_onnx(session, np.zeros((1, 3, 32, 72, 72), np.float32))
+
+def test_export_needs_a_known_network(tmp_path):
+    with pytest.raises(TypeError, match="needs one of MMRPhys, FactorizePhys, got Linear"):
+        export_onnx(torch.nn.Linear(2, 2), tmp_path / "x.onnx")
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "fsam_at_inference"])
+def exported_factorizephys(request, tmp_path_factory):
+    """FactorizePhys as its eval mode runs: the plain CNN, or FSAM in the graph."""
+    torch.manual_seed(0)
+    model = FactorizePhys(factorizephys_config(frames=16, attention_at_inference=request.param)).eval()
+    path = export_onnx(model, tmp_path_factory.mktemp("onnx") / "factorizephys.onnx")
+    return model, ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("batch,frames", [(1, 17), (3, 33), (2, 8)])
+def test_factorizephys_onnxruntime_matches_pytorch(exported_factorizephys, batch, frames):
+    model, session = exported_factorizephys
+    clip = (np.random.default_rng(batch + frames).random((batch, 3, frames, 72, 72)) * 255).astype(np.float32)
+    got = run_onnx(session, clip)
+    with torch.no_grad():
+        want = model(torch.from_numpy(clip))["bvp"].numpy()
+    assert list(got) == ["bvp"] and got["bvp"].shape == want.shape == (batch, frames - 1 if frames % 4 == 1 else frames)
+    np.testing.assert_allclose(got["bvp"], want, atol=1e-4, rtol=0)
+    shape = session.get_inputs()[0].shape
+    assert isinstance(shape[0], str) and isinstance(shape[2], str)

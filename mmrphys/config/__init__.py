@@ -9,6 +9,7 @@ and takes `section.field=value` overrides (values parsed as YAML scalars).
 """
 
 from mmrphys.config.base import Config, ConfigError, apply_overrides
+from mmrphys.config.factorizephys import FactorizePhysOptions, Transform
 from mmrphys.config.experiment import (
     DataConfig,
     EvalConfig,
@@ -37,13 +38,15 @@ from mmrphys.config.model import (
 from mmrphys.config.rhythmformer import RhythmFormerOptions
 from mmrphys.config.search import SearchConfig
 from mmrphys.config.synthetic import SyntheticConfig
+from mmrphys.config.unsupervised import UnsupervisedOptions
 from mmrphys.tasks import TaskName as Task
 from mmrphys.tasks import reported_metric_names
 
 __all__ = [
-    "Architecture", "Attention", "BasesInit", "Config", "ConfigError", "apply_overrides", "Constraint", "DataConfig", "EvalConfig",
-    "ExperimentConfig", "FactorLayout", "Fusion", "IngestConfig", "Kernels", "LossKind",
-    "MODALITY_CHANNELS", "Modality", "ModelConfig", "Precision", "PreprocessingConfig", "RateMethod", "RESOLUTIONS",
-    "RhythmFormerOptions", "Scheduler", "SearchConfig", "SyntheticConfig", "Task", "TrackingConfig", "TrainConfig",
+    "Architecture", "Attention", "BasesInit", "Config", "ConfigError", "apply_overrides", "Constraint", "DataConfig",
+    "EvalConfig", "ExperimentConfig", "FactorizePhysOptions", "FactorLayout", "Fusion", "IngestConfig", "Kernels",
+    "LossKind", "MODALITY_CHANNELS", "Modality", "ModelConfig", "Precision", "PreprocessingConfig", "RateMethod",
+    "RESOLUTIONS", "RhythmFormerOptions", "Scheduler", "SearchConfig", "SyntheticConfig", "Task", "TrackingConfig",
+    "TrainConfig", "Transform", "UnsupervisedOptions",
     "reported_metric_names",
 ]

@@ -11,7 +11,8 @@ from mmrphys.config.model import ModelConfig
 from mmrphys.tasks import reported_metric_names
 
 Precision = Literal["auto", "fp32", "bf16"]
-LossKind = Literal["smooth_l1", "neg_pearson", "rhythmformer_hybrid", "rhythmformer_hybrid_corrected"]
+LossKind = Literal["smooth_l1", "neg_pearson", "neg_pearson_across_batch", "rhythmformer_hybrid",
+                   "rhythmformer_hybrid_corrected"]
 Scheduler = Literal["onecycle", "constant"]
 RateMethod = Literal["fft", "peak"]
 
@@ -48,9 +49,13 @@ class TrainConfig(Config):
     Defaults are the reference recipe: Adam at lr 1e-3, OneCycleLR stepped every batch,
     Smooth L1 on z-scored BVP and RSP with equal weights, batch 4.
     epochs / batch_size: per worker batch size; the global batch is batch_size x workers.
-    loss: `smooth_l1`, `neg_pearson`, or RhythmFormer's hybrid pulse loss (BVP only; needs
-        each clip's fps): `rhythmformer_hybrid` (canonical) or `rhythmformer_hybrid_corrected`
-        (its HR-distribution term made differentiable); docs/rhythmformer.md, "Loss".
+    loss: `smooth_l1` (the MMRPhys reference), `neg_pearson` (1 - Pearson r per sample over
+        time), `neg_pearson_across_batch` (the FactorizePhys reference's form: r across
+        the batch at each time step, after a whole-batch z-score; degenerate for batches
+        of 1 or 2; docs/factorizephys.md, "Loss"), or RhythmFormer's hybrid pulse loss
+        (BVP only; needs each clip's fps): `rhythmformer_hybrid` (canonical) or
+        `rhythmformer_hybrid_corrected` (its HR-distribution term made differentiable;
+        docs/rhythmformer.md, "Loss").
     bvp_weight / rsp_weight: task weights in the summed loss.
     workers / cpus_per_worker / use_gpu: the Ray Train scaling config.
     precision: `auto` is bf16 autocast on GPU and fp32 on CPU.

@@ -6,18 +6,33 @@ import dataclasses
 from typing import Literal
 
 from mmrphys.config.base import Config, ConfigError
+from mmrphys.config.factorizephys import FACTORIZEPHYS_ONLY, FACTORIZEPHYS_RESOLUTIONS, FactorizePhysOptions
 from mmrphys.config.rhythmformer import RhythmFormerOptions, check_geometry
+from mmrphys.config.unsupervised import UNSUPERVISED_ONLY, UnsupervisedOptions
 from mmrphys.tasks import TaskName
 
-Architecture = Literal["mmrphys", "rhythmformer"]
-#: frame sizes each architecture takes (MMRPhys: the reference's L, M and S; RhythmFormer:
-#: its reference 128 first, then the other sizes its region partition tiles exactly)
+Architecture = Literal["mmrphys", "factorizephys", "rhythmformer", "unsupervised"]
+#: frame sizes each architecture takes (MMRPhys: the reference's L, M and S; FactorizePhys:
+#: standard and Big; RhythmFormer: its reference 128 first, then the other sizes its
+#: region partition tiles exactly; the unsupervised methods average each frame, so any
+#: stored size serves, 9 the cheapest)
 RESOLUTIONS: dict[str, tuple[int, ...]] = {
     "mmrphys": (72, 36, 9),
+    "factorizephys": FACTORIZEPHYS_RESOLUTIONS,
     "rhythmformer": (128, 64, 72, 96, 160, 192, 256),
+    "unsupervised": (9, 36, 72, 128),
 }
-#: what RhythmFormer supports of the fields MMRPhys varies (docs/rhythmformer.md)
-RHYTHMFORMER_ONLY = {"modality": "rgb", "fusion": "early", "attention": "none", "tasks": ("bvp",)}
+#: what each architecture other than MMRPhys supports of the fields MMRPhys varies: the
+#: one value it takes of each (docs/factorizephys.md, docs/rhythmformer.md, docs/baselines.md)
+ONLY: dict[str, dict[str, object]] = {
+    "factorizephys": FACTORIZEPHYS_ONLY,
+    "rhythmformer": {"modality": "rgb", "fusion": "early", "attention": "none", "tasks": ("bvp",)},
+    "unsupervised": UNSUPERVISED_ONLY,
+}
+#: the options section of each architecture that has one
+OPTIONS: dict[str, type[Config]] = {
+    "factorizephys": FactorizePhysOptions, "rhythmformer": RhythmFormerOptions, "unsupervised": UnsupervisedOptions,
+}
 Modality = Literal["rgb", "thermal", "rgbt"]
 Fusion = Literal["early", "per_task", "late"]
 Attention = Literal["none", "fsam", "tsfm"]
@@ -35,10 +50,15 @@ class ModelConfig(Config):
     """One network: its architecture and every option of its variant.
 
     architecture: the network family (`mmrphys.model.build_model` builds it): `mmrphys`,
-        or `rhythmformer` (RGB, BVP only, early fusion, attention `none`; its own options
-        in `rhythmformer`; the MMRPhys-only fields below are ignored; docs/rhythmformer.md).
+        `factorizephys` (BVP only, early fusion, constraint `target`; its own options in
+        `factorizephys`; docs/factorizephys.md), `rhythmformer` (RGB, BVP only, early fusion,
+        attention `none`; its own options in `rhythmformer`; docs/rhythmformer.md) or
+        `unsupervised` (a classic method such as POS, no weights, not trained; RGB, BVP;
+        options in `unsupervised`; docs/baselines.md). MMRPhys-only fields are ignored by
+        the architectures that do not use them.
     resolution: input frame size, one of `RESOLUTIONS[architecture]` (MMRPhys: 72 = the
-        reference's L, 36 = M, 9 = S; RhythmFormer: 128 in the reference).
+        reference's L, 36 = M, 9 = S; FactorizePhys: 72 = standard, 128 = Big;
+        RhythmFormer: 128 in the reference).
     modality / fusion: `early` (EF) feeds the chosen channels to both branches;
         `per_task` (NF) routes RGB to BVP and thermal to RSP; `late` (LF) keeps separate
         RGB and thermal streams joined before the heads. NF and LF need `rgbt`.
@@ -62,8 +82,8 @@ class ModelConfig(Config):
         `stock` is the reference's op sequence with stock PyTorch modules; `fused` keeps
         activations channels-last and runs Tanh+InstanceNorm as one autograd function
         (faster training on CPU); `auto` fuses on CPU and stays stock elsewhere.
-    rhythmformer: RhythmFormer's layer options (`RhythmFormerOptions`); must stay at its
-        defaults for other architectures.
+    factorizephys / rhythmformer / unsupervised: each architecture's own options; they must
+        stay at their defaults for the other architectures.
     """
 
     architecture: Architecture = "mmrphys"
@@ -84,7 +104,9 @@ class ModelConfig(Config):
     seed: int = 0
     attention_at_inference: bool = False
     kernels: Kernels = "auto"
+    factorizephys: FactorizePhysOptions = dataclasses.field(default_factory=FactorizePhysOptions)
     rhythmformer: RhythmFormerOptions = dataclasses.field(default_factory=RhythmFormerOptions)
+    unsupervised: UnsupervisedOptions = dataclasses.field(default_factory=UnsupervisedOptions)
 
     @property
     def in_channels(self) -> int:
@@ -95,14 +117,8 @@ class ModelConfig(Config):
         allowed = RESOLUTIONS[self.architecture]
         if self.resolution not in allowed:
             raise ConfigError(f"ModelConfig.resolution: {self.resolution} is not one of {list(allowed)}"
-                              + (f" for architecture {self.architecture!r}" if len(RESOLUTIONS) > 1 else ""))
-        if self.architecture == "rhythmformer":
-            self._validate_rhythmformer()
-        elif self.rhythmformer != RhythmFormerOptions():
-            raise ConfigError(
-                f"ModelConfig.rhythmformer: options of architecture 'rhythmformer' are set, "
-                f"but architecture is {self.architecture!r}"
-            )
+                              + (f" for architecture {self.architecture!r}" if self.architecture != "mmrphys" else ""))
+        self._validate_architecture()
         if self.fusion != "early" and self.modality != "rgbt":
             raise ConfigError(
                 f"ModelConfig.fusion: {self.fusion!r} needs modality 'rgbt' "
@@ -125,14 +141,32 @@ class ModelConfig(Config):
                 f"constraint {self.constraint!r} needs attention 'tsfm'"
             )
 
-    def _validate_rhythmformer(self) -> None:
-        for name, allowed in RHYTHMFORMER_ONLY.items():
+    def _validate_architecture(self) -> None:
+        """The fields the architecture fixes, and its own options (set only for it)."""
+        for name, cls in OPTIONS.items():
+            if name != self.architecture and getattr(self, name) != cls():
+                raise ConfigError(
+                    f"ModelConfig.{name}: options of architecture {name!r} are set, "
+                    f"but architecture is {self.architecture!r}"
+                )
+        for name, allowed in ONLY.get(self.architecture, {}).items():
             value = getattr(self, name)
             if value != allowed:
                 shown = list(value) if isinstance(value, tuple) else repr(value)
                 expected = list(allowed) if isinstance(allowed, tuple) else [allowed]
                 raise ConfigError(
-                    f"ModelConfig.{name}: architecture 'rhythmformer' does not support {shown}; allowed: {expected}"
+                    f"ModelConfig.{name}: architecture {self.architecture!r} does not support {shown}; "
+                    f"allowed: {expected}"
                 )
-        if self.frames > 0 and self.frames % 4 == 0:
+        if self.architecture == "rhythmformer" and self.frames > 0 and self.frames % 4 == 0:
             check_geometry(self.frames, self.resolution, self.rhythmformer)
+        if self.architecture == "factorizephys":
+            transform = self.factorizephys.transform
+            if transform != "T_KAB" and (self.attention == "tsfm" or self.factor_layout == "time_aligned"):
+                what = "attention 'tsfm'" if self.attention == "tsfm" else "factor_layout 'time_aligned'"
+                raise ConfigError(
+                    f"ModelConfig.factorizephys.transform: {what} needs a matrix with one row per frame "
+                    f"(T rows); {transform!r} is not allowed with it, only 'T_KAB'"
+                )
+        if self.architecture == "unsupervised":
+            self.unsupervised.check_method()

@@ -35,7 +35,7 @@ EVALUATION_FILE = "evaluation.json"
 #: suffixes of a released reference checkpoint file
 REFERENCE_SUFFIXES = (".pth", ".pt")
 #: the evaluation profile each architecture's reference code scores with
-REFERENCE_PROFILES = {"mmrphys": "mmrphys", "rhythmformer": "rppg-toolbox"}
+REFERENCE_PROFILES = {"mmrphys": "mmrphys", "factorizephys": "rppg-toolbox", "rhythmformer": "rppg-toolbox"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -53,27 +53,32 @@ class Predictor:
         return self.config.tasks
 
     @torch.no_grad()
-    def predict_clips(self, clips: np.ndarray) -> dict[str, np.ndarray]:
-        """Eval-mode waveforms of raw clips, z-scored per clip (float32)."""
+    def predict_clips(self, clips: np.ndarray, fps: float | np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Eval-mode waveforms of clips, z-scored per clip (float32). `fps` (one rate, or
+        one per clip) reaches models that need it (the unsupervised methods)."""
         clips = np.asarray(clips, dtype=np.float32)
         if clips.ndim == 4:
             clips = clips[None]
-        device = next(self.model.parameters()).device
+        rates = None if fps is None else np.broadcast_to(np.asarray(fps, np.float64), (len(clips),))
+        device = next(iter(self.model.parameters()), torch.empty(0)).device
         outputs: dict[str, list[np.ndarray]] = {task: [] for task in self.tasks}
         for start in range(0, len(clips), self.batch_size):
             batch = torch.from_numpy(clips[start : start + self.batch_size]).to(device)
-            predictions = self.model(batch)
+            if getattr(self.model, "needs_fps", False):
+                predictions = self.model(batch, fps=None if rates is None else rates[start : start + self.batch_size])
+            else:
+                predictions = self.model(batch)
             for task in self.tasks:
                 outputs[task].append(standardize_chunks(predictions[task].float().cpu().numpy()))
         return {task: np.concatenate(parts) for task, parts in outputs.items()}
 
-    def predict_video(self, clip: np.ndarray) -> dict[str, np.ndarray]:
+    def predict_video(self, clip: np.ndarray, fps: float | None = None) -> dict[str, np.ndarray]:
         """Whole-video waveforms from a (C, N, H, W) clip: chunks of the model's length,
         each predicted and z-scored, stitched back in order."""
         n = clip.shape[1]
         spans = chunk_spans(n, self.config.frames)
         chunks = np.stack([clip[:, start:end] for start, end in spans])
-        predicted = self.predict_clips(input_transform(chunks, self.config))
+        predicted = self.predict_clips(input_transform(chunks, self.config), fps)
         stitched = {task: np.zeros(n, np.float32) for task in self.tasks}
         written = 0
         for (start, end), *values in zip(spans, *(predicted[t] for t in self.tasks)):

@@ -37,14 +37,17 @@ class ConvBlock3D(nn.Module):
     """Conv3d 3x3x3 without bias -> Tanh -> InstanceNorm3d (no affine, no running stats).
 
     `kernels` picks how the Tanh+InstanceNorm tail runs (same function either way; see
-    `use_fused`); MMRPhys sets it from its ModelConfig.
+    `use_fused`); MMRPhys sets it from its ModelConfig. `kernel` is 3x3x3 everywhere but in
+    FactorizePhys Big's (3, 4, 4) final block (docs/factorizephys.md, "Layers").
     """
 
-    def __init__(self, c_in: int, c_out: int, stride: Triple | int = 1, padding: Triple | int = 0):
+    def __init__(
+        self, c_in: int, c_out: int, stride: Triple | int = 1, padding: Triple | int = 0, kernel: Triple | int = 3
+    ):
         super().__init__()
         self.kernels: Kernels = "auto"
         self.conv_block_3d = nn.Sequential(
-            nn.Conv3d(c_in, c_out, kernel_size=3, stride=stride, padding=padding, bias=False),
+            nn.Conv3d(c_in, c_out, kernel_size=kernel, stride=stride, padding=padding, bias=False),
             nn.Tanh(),
             nn.InstanceNorm3d(c_out, eps=NORM_EPS),
         )

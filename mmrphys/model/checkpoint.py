@@ -1,16 +1,18 @@
 """Checkpoint files: weights-only reading, strict loading, the training state of a run,
-and import of the reference implementation's released checkpoints.
+and import of the reference implementations' released checkpoints.
 
 Nothing here unpickles code: every file is read with `torch.load(weights_only=True)`.
 A training checkpoint folder holds the model artifact (`mmrphys.inference.artifact`)
 plus `training_state.pt` (optimizer, schedule, epoch, best metric) and
-`experiment.yaml` (the whole run config).
+`experiment.yaml` (the whole run config). Released checkpoints: docs/model.md,
+"Reference checkpoints"; docs/factorizephys.md and docs/rhythmformer.md for theirs.
 
 The released `.pth` files are plain state dicts saved from a DataParallel wrapper (every
 key starts with `module.`), without `bias1`, with an unused blood-pressure head in the
-NF and LF files. `load_reference_checkpoint` infers the variant from the keys and
-shapes, loads with `strict=True` semantics (a clear error for missing, unexpected or
-misshapen entries), and returns the model in eval mode.
+MMRPhys NF and LF files. `load_reference_checkpoint` recognises the architecture from the
+keys (one recogniser per architecture, `RECOGNISERS`, MMRPhys last), infers the variant
+from the keys and shapes, loads with `strict=True` semantics (a clear error for missing,
+unexpected or misshapen entries), and returns the model in eval mode.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from torch import nn
 
 from mmrphys.config import ConfigError, ModelConfig, RhythmFormerOptions
 from mmrphys.errors import UserError
+from mmrphys.model.factorizephys import FactorizePhys
+from mmrphys.model.factorizephys_keys import config_from_state_dict, is_factorizephys, to_authors_layout
 from mmrphys.model.network import MMRPhys
 from mmrphys.model.rhythmformer import (
     RhythmFormer,
@@ -165,19 +169,60 @@ def rhythmformer_checkpoint(state: dict[str, torch.Tensor], path: Path, resoluti
     return model.eval()
 
 
-def load_reference_checkpoint(path: str | Path, resolution: int | None = None, **overrides: Any) -> nn.Module:
-    """Load a reference `.pth` state dict into an MMRPhys (or a RhythmFormer) in eval mode.
+def factorizephys_checkpoint(
+    state: dict[str, torch.Tensor], path: Path, resolution: int | None, overrides: dict[str, Any]
+) -> FactorizePhys | None:
+    """A FactorizePhys in eval mode if `state` (without `module.`) holds one, else None.
 
-    resolution: 72, 36 or 9; when None it is read from the file name (`...x180x72...`).
-    RhythmFormer state dicts are recognised by their keys (`rhythmformer_checkpoint`).
-    overrides: other ModelConfig fields (e.g. attention="fsam" for an FSAM checkpoint,
-    dropout); the variant, modality, tasks and attention are otherwise inferred.
-    Uses `torch.load(weights_only=True)`; fp16 state dicts are cast to float32.
+    Either key layout (the authors' or the MMRPhys repository's moved one, remapped);
+    modality and standard/Big from the shapes, the attention from the file name
+    (`factorizephys_keys.config_from_state_dict`); `resolution` need not be given.
+    """
+    if not is_factorizephys(state):
+        return None
+    try:
+        state, layout = to_authors_layout(state)
+        config = config_from_state_dict(state, path.stem, resolution, overrides)
+    except (ValueError, ConfigError) as err:
+        raise CheckpointError(f"{path}: {err}") from err
+    model = FactorizePhys(config)
+    load_weights(model, state, str(path))
+    log.info(
+        "%s: loaded FactorizePhys %d (%s, attention %s, %s key layout)",
+        path, config.resolution, config.modality, config.attention, layout,
+    )
+    return model.eval()
+
+
+#: recognisers of the architectures other than MMRPhys, tried in order on the state dict
+#: (without `module.`): each returns the loaded model for weights it knows, else None
+RECOGNISERS = (factorizephys_checkpoint, rhythmformer_checkpoint)
+
+
+def load_reference_checkpoint(path: str | Path, resolution: int | None = None, **overrides: Any) -> nn.Module:
+    """Load a reference `.pth` state dict into its network (MMRPhys, FactorizePhys,
+    RhythmFormer) in eval mode.
+
+    resolution: MMRPhys 72, 36 or 9; when None it is read from the file name
+    (`...x180x72...`). Other architectures take it from the weights. overrides: other
+    ModelConfig fields (e.g. attention="fsam" for an MMRPhys FSAM checkpoint, dropout); the
+    variant, modality, tasks and attention are otherwise inferred. Uses
+    `torch.load(weights_only=True)`; fp16 state dicts are cast to float32.
     """
     path = Path(path)
     state = _strip(_read_state_dict(path), path)
-    if (rhythmformer := rhythmformer_checkpoint(state, path, resolution, overrides)) is not None:
-        return rhythmformer
+    for recognise in RECOGNISERS:
+        model = recognise(state, path, resolution, dict(overrides))
+        if model is not None:
+            return model
+    return mmrphys_checkpoint(state, path, resolution, overrides)
+
+
+def mmrphys_checkpoint(
+    state: dict[str, torch.Tensor], path: Path, resolution: int | None, overrides: dict[str, Any]
+) -> MMRPhys:
+    """An MMRPhys in eval mode from a (stripped) state dict; the resolution from the
+    argument or the file name."""
     if resolution is None:
         resolution = resolution_from_name(path)
         if resolution is None:

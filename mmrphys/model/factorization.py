@@ -15,6 +15,11 @@ Options that make steps and rank matter (off by default; see docs/model.md):
 - `constraint="rbf"`: the reference's label-free Gaussian (RBF) bank.
 - `bases_init="seeded"`: distinct initial bases drawn from a seeded generator.
 
+FactorizePhys's variant of the same module (docs/factorizephys.md, "FSAM"):
+- `layout="tk_ab"` / `"k_tab"`: its other raw matrix views, (C*T) x (h*w) and C x (T*h*w).
+- `eps_mode="add"`: eps 1e-6 added to every denominator (also under autocast) and no
+  NaN/inf clean-up, as its reference computes.
+
 Unlike the reference, the matrices are built in the dtype of the features, so the module
 works in float64, and a constant target gives a flat constraint column instead of NaN.
 """
@@ -30,7 +35,8 @@ from torch import nn
 
 from mmrphys.model.blocks import ConvReLU
 
-Layout = Literal["reference", "time_aligned"]
+Layout = Literal["reference", "time_aligned", "tk_ab", "k_tab"]
+EpsMode = Literal["clamp", "add"]
 Constraint = Literal["target", "target_harmonics", "rbf"]
 BasesInit = Literal["reference", "seeded"]
 
@@ -52,21 +58,27 @@ def _eps(x: torch.Tensor) -> float:
 
 
 def to_matrix(a: torch.Tensor, layout: Layout) -> torch.Tensor:
-    """(B, C, T, h, w) embedding -> (B, D=T, N=C*h*w) matrices.
+    """(B, C, T, h, w) embedding -> (B, D, N) matrices.
 
     `reference` reinterprets each sample's contiguous (C, T, h, w) memory as T x (C*h*w),
     so row d holds C consecutive (channel, time) slots, not frame d (spec 5.4).
+    `tk_ab` and `k_tab` are the other raw views, (C*T) x (h*w) and C x (T*h*w).
+    `time_aligned` gives T x (C*h*w) with row t holding frame t.
     """
     b, c, t, h, w = a.shape
     if layout == "reference":
         return a.contiguous().reshape(b, t, c * h * w)
+    if layout == "tk_ab":
+        return a.contiguous().reshape(b, c * t, h * w)
+    if layout == "k_tab":
+        return a.contiguous().reshape(b, c, t * h * w)
     return a.transpose(1, 2).reshape(b, t, c * h * w)
 
 
 def from_matrix(m: torch.Tensor, shape: torch.Size, layout: Layout) -> torch.Tensor:
     """Inverse of `to_matrix`."""
     b, c, t, h, w = shape
-    if layout == "reference":
+    if layout in ("reference", "tk_ab", "k_tab"):
         return m.reshape(b, c, t, h, w)
     return m.reshape(b, t, c, h, w).transpose(1, 2)
 
@@ -153,37 +165,47 @@ def initial_bases(
     return F.normalize(raw, dim=0).unsqueeze(0).expand(batch, rows, rank)
 
 
-def _coefficient_update(x: torch.Tensor, h: torch.Tensor, p: torch.Tensor, eps: float) -> torch.Tensor:
-    """H <- H * (X^T P) / max(H (P^T P), eps), cleaned."""
+def _coefficient_update(
+    x: torch.Tensor, h: torch.Tensor, p: torch.Tensor, eps: float, additive: bool = False
+) -> torch.Tensor:
+    """H <- H * (X^T P) / max(H (P^T P), eps), cleaned; with `additive`, / (H (P^T P) + eps)
+    and not cleaned."""
     numerator = x.transpose(1, 2) @ p
+    if additive:
+        return h * numerator / (h @ (p.transpose(1, 2) @ p) + eps)
     denominator = torch.clamp(h @ (p.transpose(1, 2) @ p), min=eps)
     return _clean(h * numerator / denominator)
 
 
-def nmf(x: torch.Tensor, bases: torch.Tensor, steps: int, eps: float) -> torch.Tensor:
+def nmf(x: torch.Tensor, bases: torch.Tensor, steps: int, eps: float, additive: bool = False) -> torch.Tensor:
     """Unconstrained NMF of non-negative X (B, D, N) with bases G (B, D, R); returns G H^T.
 
     `steps` updates of H then G without gradient, then one H update with gradient.
+    `additive`: eps added to the denominators, no NaN/inf clean-up (FactorizePhys).
     """
     with torch.no_grad():
         xd = x.detach()
         g = bases
         h = torch.softmax(xd.transpose(1, 2) @ g, dim=-1)
         for _ in range(steps):
-            h = _coefficient_update(xd, h, g, eps)
-            g = _clean(g * (xd @ h) / torch.clamp(g @ (h.transpose(1, 2) @ h), min=eps))
-    h = _coefficient_update(x, h, g, eps)
+            h = _coefficient_update(xd, h, g, eps, additive)
+            if additive:
+                g = g * (xd @ h) / (g @ (h.transpose(1, 2) @ h) + eps)
+            else:
+                g = _clean(g * (xd @ h) / torch.clamp(g @ (h.transpose(1, 2) @ h), min=eps))
+    h = _coefficient_update(x, h, g, eps, additive)
     return g @ h.transpose(1, 2)
 
 
 def constrained_nmf(
-    x: torch.Tensor, dictionary: torch.Tensor, bases: torch.Tensor, steps: int, eps: float
+    x: torch.Tensor, dictionary: torch.Tensor, bases: torch.Tensor, steps: int, eps: float, additive: bool = False
 ) -> torch.Tensor:
     """NMF of X (B, D, N) whose bases are P = E W with fixed dictionary E (B, D, K) and
     weights W (B, K, R); returns P H^T.
 
     `steps` updates without gradient (H, then W <- E^T [P * (X H) / max(P H^T H, eps)]),
-    then one H update with gradient.
+    then one H update with gradient. `additive`: eps added to the denominators, no
+    NaN/inf clean-up (FactorizePhys).
     """
     e = dictionary
     with torch.no_grad():
@@ -192,11 +214,14 @@ def constrained_nmf(
         h = torch.softmax(xd.transpose(1, 2) @ (e @ w), dim=-1)
         for _ in range(steps):
             p = e @ w
-            h = _coefficient_update(xd, h, p, eps)
-            ratio = (xd @ h) / torch.clamp(p @ (h.transpose(1, 2) @ h), min=eps)
-            w = _clean(e.transpose(1, 2) @ (p * ratio))
+            h = _coefficient_update(xd, h, p, eps, additive)
+            if additive:
+                w = e.transpose(1, 2) @ (p * ((xd @ h) / (p @ (h.transpose(1, 2) @ h) + eps)))
+            else:
+                ratio = (xd @ h) / torch.clamp(p @ (h.transpose(1, 2) @ h), min=eps)
+                w = _clean(e.transpose(1, 2) @ (p * ratio))
         p = e @ w
-    h = _coefficient_update(x, h, p, eps)
+    h = _coefficient_update(x, h, p, eps, additive)
     return p @ h.transpose(1, 2)
 
 
@@ -206,7 +231,9 @@ class FeaturesFactorizationModule(nn.Module):
     forward(x, target=None) -> (attention (B, C, T, h, w), approximation error (scalar,
     detached, ||A - Â||_F over the batch, for logging only)). x must be non-negative (the
     heads shift it by its batch minimum). TSFM with constraint `target` or
-    `target_harmonics` needs target (B, T); `rbf` ignores it.
+    `target_harmonics` needs target (B, T); `rbf` ignores it. `eps_mode`: `clamp`
+    (MMRPhys: max(denominator, eps), eps 1e-3 under autocast, NaN/inf cleaned) or `add`
+    (FactorizePhys: denominator + 1e-6, nothing cleaned).
     """
 
     def __init__(
@@ -222,6 +249,7 @@ class FeaturesFactorizationModule(nn.Module):
         bases_init: BasesInit = "reference",
         harmonics: int = 2,
         seed: int = 0,
+        eps_mode: EpsMode = "clamp",
     ):
         super().__init__()
         self.constrained = constrained
@@ -232,6 +260,7 @@ class FeaturesFactorizationModule(nn.Module):
         self.bases_init = bases_init
         self.harmonics = harmonics
         self.seed = seed
+        self.additive = eps_mode == "add"
         self.pre_conv_block = nn.Sequential(
             nn.Conv3d(in_channels, inner_channels, kernel_size=1, bias=True), nn.ReLU()
         )
@@ -256,10 +285,10 @@ class FeaturesFactorizationModule(nn.Module):
     def reconstruct(self, x: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
         """The decomposition alone: X (B, D, N) non-negative -> its reconstruction Â."""
         batch, rows, _ = x.shape
-        eps = _eps(x)
+        eps = EPS if self.additive else _eps(x)
         if not self.constrained:
             bases = initial_bases(batch, rows, self.rank, self.bases_init, self.seed, x)
-            return nmf(x, bases, self.steps, eps)
+            return nmf(x, bases, self.steps, eps, self.additive)
         with torch.no_grad():
             if self.constraint == "rbf":
                 dictionary = rbf_dictionary(rows, x.dtype, x.device).unsqueeze(0).expand(batch, -1, -1)
@@ -276,7 +305,7 @@ class FeaturesFactorizationModule(nn.Module):
             batch, dictionary.shape[-1], self.rank, self.bases_init, self.seed, x,
             random=self.constraint == "rbf",
         )
-        return constrained_nmf(x, dictionary, bases, self.steps, eps)
+        return constrained_nmf(x, dictionary, bases, self.steps, eps, self.additive)
 
     def forward(
         self, x: torch.Tensor, target: torch.Tensor | None = None

@@ -50,9 +50,14 @@ class RSPFeatureExtractor(nn.Module):
 
 
 class _Head(nn.Module):
-    """Shared head logic: conv stacks per stream -> [attention fusion] -> final layers."""
+    """Shared head logic: conv stacks per stream -> [attention fusion] -> final layers.
+
+    `residual` False replaces F by IN(Z) instead of adding it (FactorizePhys's FSAM
+    without residual; MMRPhys always adds it).
+    """
 
     stack_name: str
+    residual: bool = True
 
     def __init__(self, streams: tuple[str, ...]):
         super().__init__()
@@ -75,10 +80,13 @@ class _Head(nn.Module):
         return target
 
     def attend(self, f: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-        """F' = F + IN((F - min F + 1) * (att - min att + 1)), mins over the whole batch."""
+        """F' = F + IN((F - min F + 1) * (att - min att + 1)), mins over the whole batch
+        (F' = IN(...) without `residual`)."""
         shifted = f - f.min()
         att, _ = self.fsam(shifted, None if target is None else self.prepare_target(target))
         fused = (shifted + 1) * (att - att.min() + 1)
+        if not self.residual:
+            return self.fsam_norm(fused)
         return f + self.fsam_norm(fused)
 
     def forward(

@@ -73,6 +73,55 @@ def check_clip_shape(shape: tuple[int, ...], config: ModelConfig) -> int:
     return t
 
 
+def check_clip(x: torch.Tensor, config: ModelConfig) -> int:
+    """Validate a raw clip tensor (5-D, shape for `config`, finite); return the output length T.
+
+    Shared by every network that takes raw clips (MMRPhys, FactorizePhys).
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() != 5:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise InputError(f"input clip: expected a 5-D tensor (B, C, T, H, W), got {shape}")
+    t = check_clip_shape(tuple(x.shape), config)
+    if not torch.compiler.is_compiling() and x.is_floating_point() and not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).sum())
+        raise InputError(f"input clip: {bad} non-finite values (NaN or inf); expected finite frame values")
+    return t
+
+
+def check_task_labels(
+    labels: object, config: ModelConfig, batch: int, frames: int, dtype: torch.dtype, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """Validate the labels a target-constrained factorization needs: {task: (B, T) finite}
+    for every task of `config`, cast to dtype."""
+    if not isinstance(labels, dict):
+        raise InputError(
+            f"labels: attention 'tsfm' in training needs labels={{task: (B, T) tensor}} for "
+            f"tasks {list(config.tasks)}, got {type(labels).__name__}"
+        )
+    checked = {}
+    for task in config.tasks:
+        if task not in labels:
+            raise InputError(f"labels: missing {task!r}; TSFM needs a (B, T) label for every task {list(config.tasks)}")
+        label = torch.as_tensor(labels[task])
+        if tuple(label.shape) != (batch, frames):
+            raise InputError(f"labels[{task!r}]: expected shape {(batch, frames)}, got {tuple(label.shape)}")
+        if not torch.isfinite(label).all():
+            raise InputError(f"labels[{task!r}]: non-finite values (NaN or inf); expected finite labels")
+        checked[task] = label.to(device=device, dtype=dtype)
+    return checked
+
+
+def attention_runs(config: ModelConfig, training: bool, labels: dict | None, needs_labels: bool) -> bool:
+    """Whether a forward call runs the factorization branch (docs/model.md, "Attention"):
+    always in training, in eval mode only with `attention_at_inference` (and the labels
+    the factorization needs)."""
+    if config.attention == "none":
+        return False
+    if training:
+        return True
+    return config.attention_at_inference and (labels is not None or not needs_labels)
+
+
 class MMRPhys(nn.Module):
     """MMRPhys built from a ModelConfig.
 
@@ -141,43 +190,17 @@ class MMRPhys(nn.Module):
 
     def attention_active(self, labels: dict | None) -> bool:
         """Whether this call runs the factorization branch (spec 5.1)."""
-        if self.config.attention == "none":
-            return False
-        if self.training:
-            return True
-        return self.config.attention_at_inference and (labels is not None or not self.needs_labels)
+        return attention_runs(self.config, self.training, labels, self.needs_labels)
 
     def check_input(self, x: torch.Tensor) -> int:
         """Validate a raw clip; return the output length T."""
-        if not isinstance(x, torch.Tensor) or x.dim() != 5:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise InputError(f"input clip: expected a 5-D tensor (B, C, T, H, W), got {shape}")
-        t = check_clip_shape(tuple(x.shape), self.config)
-        if not torch.compiler.is_compiling() and x.is_floating_point() and not torch.isfinite(x).all():
-            bad = int((~torch.isfinite(x)).sum())
-            raise InputError(f"input clip: {bad} non-finite values (NaN or inf); expected finite frame values")
-        return t
+        return check_clip(x, self.config)
 
     def check_labels(
         self, labels: object, batch: int, frames: int, dtype: torch.dtype, device: torch.device
     ) -> dict[str, torch.Tensor]:
         """Validate the labels the factorization needs: {task: (B, T) finite}, cast to dtype."""
-        if not isinstance(labels, dict):
-            raise InputError(
-                f"labels: attention 'tsfm' in training needs labels={{task: (B, T) tensor}} for "
-                f"tasks {list(self.config.tasks)}, got {type(labels).__name__}"
-            )
-        checked = {}
-        for task in self.config.tasks:
-            if task not in labels:
-                raise InputError(f"labels: missing {task!r}; TSFM needs a (B, T) label for every task {list(self.config.tasks)}")
-            label = torch.as_tensor(labels[task])
-            if tuple(label.shape) != (batch, frames):
-                raise InputError(f"labels[{task!r}]: expected shape {(batch, frames)}, got {tuple(label.shape)}")
-            if not torch.isfinite(label).all():
-                raise InputError(f"labels[{task!r}]: non-finite values (NaN or inf); expected finite labels")
-            checked[task] = label.to(device=device, dtype=dtype)
-        return checked
+        return check_task_labels(labels, self.config, batch, frames, dtype, device)
 
     def forward(self, x: torch.Tensor, labels: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         frames = self.check_input(x)

@@ -1,14 +1,15 @@
-"""ONNX export of a network's inference path (MMRPhys or RhythmFormer), and a checked
-onnxruntime runner.
+"""ONNX export of a network's inference path (MMRPhys, FactorizePhys, RhythmFormer), and
+a checked onnxruntime runner.
 
-MMRPhys: the eval path (no factorization, no labels): input `video` (batch, C, frames,
-H, W) with frames = T+1 for any positive multiple-of-4 T, outputs one (batch, T) tensor
-per task. RhythmFormer: input `video` (batch, 3, frames, H, W) standardised frames with
+MMRPhys and FactorizePhys: the eval path (no labels; MMRPhys without factorization,
+FactorizePhys with FSAM only when `attention_at_inference` is set, as in PyTorch): input
+`video` (batch, C, frames, H, W) with frames = T+1 for any positive multiple-of-4 T,
+outputs one (batch, T) tensor per task. RhythmFormer: input `video` (batch, 3, frames, H, W) standardised frames with
 frames any multiple of its frame step (4 by default) from the smallest it takes, output
 `bvp` (batch, 8 * floor(frames / 8)); the routing's top-k and gather export with
 symbolic region counts. Batch and frames are truly dynamic (the reference's export fixed
 the output at 180 samples). `run_onnx` checks a clip against the model's metadata; for
-MMRPhys it also accepts T frames (it appends a copy of the last frame, as the PyTorch
+MMRPhys and FactorizePhys it also accepts T frames (it appends a copy of the last frame, as the PyTorch
 model does).
 """
 
@@ -23,13 +24,20 @@ import torch
 from torch import nn
 
 from mmrphys.config import ModelConfig
+from mmrphys.errors import UserError
 from mmrphys.config.rhythmformer import frame_examples, frame_step
 from mmrphys.model.blocks import front_end
+from mmrphys.model.factorizephys import FactorizePhys
 from mmrphys.model.network import InputError, MMRPhys, check_clip_shape
 from mmrphys.model.rhythmformer import RhythmFormer
 from mmrphys.model.rhythmformer import check_clip_shape as check_rhythmformer_clip
 
 OPSET = 18
+
+
+class ExportError(UserError, TypeError):
+    """The model has no network graph to export (an unsupervised method, for instance)."""
+
 METADATA_KEY = "mmrphys_model_config"
 MAX_DIM = 4096
 
@@ -46,6 +54,18 @@ class InferenceGraph(nn.Module):
         return tuple(self.model.head(task)(self.model.features(task, d)) for task in self.model.config.tasks)
 
 
+class FactorizePhysGraph(nn.Module):
+    """The traced part of FactorizePhys: (batch, C, T+1, H, W) -> ((batch, T),), FSAM as
+    its eval mode runs it."""
+
+    def __init__(self, model: FactorizePhys):
+        super().__init__()
+        self.model = model
+
+    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.model.waveform(front_end(video), attend=self.model.attention_active(None)),)
+
+
 class RhythmFormerGraph(nn.Module):
     """The traced RhythmFormer: (batch, 3, frames, H, W) -> ((batch, T_out),), without input checks."""
 
@@ -57,29 +77,38 @@ class RhythmFormerGraph(nn.Module):
         return (self.model.signal(video),)
 
 
+#: network class -> the module that traces its inference path
+GRAPHS: dict[type[nn.Module], type[nn.Module]] = {
+    MMRPhys: InferenceGraph, FactorizePhys: FactorizePhysGraph, RhythmFormer: RhythmFormerGraph,
+}
+
+
 def _traced(model: nn.Module) -> tuple[nn.Module, int, dict]:
     """(graph, example frame count, dynamic frame dimension) of a network."""
     config = model.config
+    graph = GRAPHS[type(model)](model)
     batch = torch.export.Dim("batch", min=1, max=MAX_DIM)
     if isinstance(model, RhythmFormer):
         step = frame_step(config.resolution, config.rhythmformer)
         smallest = frame_examples(config.resolution, config.rhythmformer, count=1)[0]
         units = torch.export.Dim("frames_units", min=-(-smallest // step), max=MAX_DIM // step)
-        return RhythmFormerGraph(model), config.frames, {0: batch, 2: step * units}
+        return graph, config.frames, {0: batch, 2: step * units}
     quarter = torch.export.Dim("frames_quarter", min=1, max=MAX_DIM)
-    return InferenceGraph(model), config.frames + 1, {0: batch, 2: 4 * quarter + 1}
+    return graph, config.frames + 1, {0: batch, 2: 4 * quarter + 1}
 
 
 def export_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
     """Export the inference path of `model` (float32) to `path`; returns the path.
 
-    MMRPhys: input `video` (batch, C, frames, H, W) float32 with frames = T+1, T a positive
-    multiple of 4; outputs named after the tasks ("bvp", "rsp"), each (batch, T).
+    MMRPhys, FactorizePhys: input `video` (batch, C, frames, H, W) float32 with frames =
+    T+1, T a positive multiple of 4; outputs named after the tasks ("bvp", "rsp"), each
+    (batch, T).
     RhythmFormer: frames any multiple of its frame step it takes; output "bvp". The
     ModelConfig is stored in the model's metadata under `mmrphys_model_config` (JSON).
     """
-    if not isinstance(model, (MMRPhys, RhythmFormer)):
-        raise TypeError(f"export_onnx needs an MMRPhys or RhythmFormer model, got {type(model).__name__}")
+    if type(model) not in GRAPHS:
+        names = ", ".join(cls.__name__ for cls in GRAPHS)
+        raise ExportError(f"export_onnx exports a network ({names}); {type(model).__name__} has no ONNX graph")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     config = model.config
@@ -132,7 +161,7 @@ def _onnx_clip(clip: np.ndarray, config: ModelConfig) -> np.ndarray:
 def run_onnx(session_or_path, clip: np.ndarray) -> dict[str, np.ndarray]:
     """Run an exported model on a clip after checking it; returns {task: (B, T_out)}.
 
-    MMRPhys takes raw clips (B, C, T or T+1, H, W); RhythmFormer standardised clips
+    MMRPhys and FactorizePhys take raw clips (B, C, T or T+1, H, W); RhythmFormer standardised clips
     (B, 3, frames, H, W). Accepts an onnxruntime.InferenceSession or a path.
     """
     import onnxruntime as ort

@@ -47,7 +47,7 @@ class ChunkPredictor(_ModelActor):
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.predictor.batch_size = len(batch["video"])
-        predictions = self.predictor.predict_clips(batch["video"])
+        predictions = self.predictor.predict_clips(batch["video"], batch["fps"])
         out = {key: batch[key] for key in ("recording_id", "chunk_index", "fps")}
         for task in self.config.tasks:
             out[PRED_PREFIX + task] = predictions[task]
@@ -81,7 +81,7 @@ class RecordingPredictor(_ModelActor):
         boxes = recording.load_face_boxes()[:n] if recording.load_face_boxes is not None else None
         clip = prepare_video(rgb[:n], None if thermal is None else thermal[:n], self.preprocessing, self.config,
                              boxes=boxes, pre_cropped=recording.pre_cropped, where=where)
-        waveforms = self.predictor.predict_video(clip)
+        waveforms = self.predictor.predict_video(clip, float(recording.fps))
         row: dict[str, Any] = {"recording_id": recording.recording_id, "fps": float(recording.fps)}
         labels = _labels_or_none(recording)
         for task in self.config.tasks:

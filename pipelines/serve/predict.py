@@ -116,7 +116,7 @@ def predict_video(
     boxes = _read_boxes(Path(face_boxes), n) if face_boxes else None
     clip = prepare_video(rgb[:n], None if thermal_frames is None else thermal_frames[:n], artifact.preprocessing,
                          config, boxes=boxes, pre_cropped=pre_cropped, where=str(video))
-    waveforms = Predictor(model, config).predict_video(clip)
+    waveforms = Predictor(model, config).predict_video(clip, fps)
     profile = artifact.evaluation.profile
     whole = {k: float(v[0]) for k, v in clip_rates({t: w[None] for t, w in waveforms.items()}, fps, profile).items()}
     over_time = rates_over_time(waveforms, fps, window_seconds=RATE_WINDOW_SECONDS,

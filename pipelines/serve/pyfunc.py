@@ -59,8 +59,8 @@ class MMRPhysPyfunc(mlflow.pyfunc.PythonModel):
         if isinstance(model_input, dict):
             model_input = model_input["video"]
         fps = float((params or {}).get("fps", DEFAULT_FPS))
-        waveforms = self.predictor.predict_clips(input_transform(np.asarray(model_input, np.float32),
-                                                                 self.predictor.config))
+        waveforms = self.predictor.predict_clips(
+            input_transform(np.asarray(model_input, np.float32), self.predictor.config), fps)
         return {**waveforms, **clip_rates(waveforms, fps, self.profile)}
 
 

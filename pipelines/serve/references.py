@@ -5,7 +5,9 @@ Accepted forms:
 - a training run folder (its `best_model/`, else its latest checkpoint);
 - a saved MLflow model folder (the one holding `MLmodel`);
 - a released checkpoint file of a reference implementation (`.pth`);
-- `models:/NAME/VERSION`, `models:/NAME@ALIAS` (registry) or `runs:/RUN_ID/model`.
+- `models:/NAME/VERSION`, `models:/NAME@ALIAS` (registry) or `runs:/RUN_ID/model`;
+- the name of an unsupervised method (`pos`, `chrom`, ...): no weights, the default
+  preprocessing and evaluation (docs/baselines.md).
 
 Every form ends as a local model folder or `.pth` file loaded by
 `mmrphys.inference.load_model` (`torch.load(weights_only=True)`), never by unpickling a
@@ -20,10 +22,12 @@ from pathlib import Path
 import mlflow
 import torch
 
-from mmrphys.config import ModelConfig
+from mmrphys.baselines import METHODS
+from mmrphys.config import EvalConfig, ModelConfig, PreprocessingConfig, UnsupervisedOptions
 from mmrphys.errors import UserError
 from mmrphys.inference import ModelArtifact, is_model_folder, load_model, save_model
 from mmrphys.inference.artifact import is_reference_checkpoint
+from mmrphys.model import build_model
 from mmrphys.model.checkpoint import CheckpointError
 from pipelines.tracking import local_store_dir, resolve_tracking_uri
 
@@ -31,7 +35,7 @@ from pipelines.tracking import local_store_dir, resolve_tracking_uri
 PYFUNC_ARTIFACTS = "artifacts"
 #: the forms a reference may take, for error messages
 FORMS = ("a model or run folder, a reference checkpoint .pth file, models:/NAME/VERSION, "
-         "models:/NAME@ALIAS or runs:/RUN_ID/model")
+         f"models:/NAME@ALIAS, runs:/RUN_ID/model, or an unsupervised method ({', '.join(METHODS)})")
 
 
 class ModelRefError(UserError, ValueError):
@@ -73,7 +77,11 @@ def _fetch_from_mlflow(ref: str, tracking_uri: str | None) -> Path:
 
 
 def fetch_model(ref: str, tracking_uri: str | None = None) -> Path:
-    """A local model folder or reference checkpoint file for `ref`."""
+    """A local model folder or reference checkpoint file for `ref` (an unsupervised method
+    has none: it is refused here, where weights are needed)."""
+    if ref.lower() in METHODS:
+        raise ModelRefError(f"model reference {ref}: an unsupervised method has no weights to fetch, "
+                            "train from or register")
     if ref.startswith(("models:/", "runs:/")):
         return _fetch_from_mlflow(ref, tracking_uri)
     path = Path(ref).expanduser()
@@ -82,9 +90,19 @@ def fetch_model(ref: str, tracking_uri: str | None = None) -> Path:
     return _local_model(path, ref)
 
 
+def unsupervised_model(method: str) -> tuple[torch.nn.Module, ModelArtifact]:
+    """An unsupervised method as a model: RGB in at 9x9 (the spatial mean is the same at
+    any area-resized size), BVP out, the default face crop and evaluation."""
+    config = ModelConfig(architecture="unsupervised", resolution=9, modality="rgb", tasks=("bvp",),
+                         attention="none", unsupervised=UnsupervisedOptions(method=method))
+    return build_model(config).eval(), ModelArtifact(config, PreprocessingConfig(), EvalConfig(), method)
+
+
 def resolve_model(ref: str, tracking_uri: str | None = None,
                   expected: ModelConfig | None = None) -> tuple[torch.nn.Module, ModelArtifact]:
     """Load the referenced model in eval mode; returns (network, artifact)."""
+    if ref.lower() in METHODS:
+        return unsupervised_model(ref.lower())
     local = fetch_model(ref, tracking_uri)
     try:
         return load_model(local, expected=expected)

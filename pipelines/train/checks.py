@@ -22,6 +22,15 @@ class TrainingError(UserError, RuntimeError):
     """A training run cannot start as configured."""
 
 
+def check_trainable(config: ExperimentConfig) -> None:
+    """Only networks train: an unsupervised method has no weights."""
+    if config.model.architecture == "unsupervised":
+        raise TrainingError(
+            f"ModelConfig.architecture: 'unsupervised' ({config.model.unsupervised.method}) has nothing to train; "
+            f"evaluate it with `mmrphys evaluate --model {config.model.unsupervised.method} --data SHARDS`"
+        )
+
+
 def check_data(config: ExperimentConfig) -> None:
     """Fail fast, naming the problem, if the train or val split cannot feed this model."""
     if not config.data.shards:

@@ -191,6 +191,7 @@ def train(
         raise TrainingError(f"cannot resume: {run_dir} is not a training run folder")
     if not resume and run_dir.exists() and any(run_dir.iterdir()):
         raise TrainingError(f"{run_dir} already holds a run; pick another name or resume it")
+    check_trainable(config)
     check_data(config)
     check_init_from(config)
     uri = check_tracking(config)
