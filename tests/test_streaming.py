@@ -56,7 +56,7 @@ def test_decode_map_gives_the_model_input_shape(shards, resolution, modality, ch
     (rec,) = [r for r in manifest["recordings"] if r["subject"] == "S01"]
     decode = DecodeChunks(ModelConfig(resolution=resolution, modality=modality), ("bvp", "rsp"), with_ids=False)
     batch = decode(_numpy_batch(out / rec["shard"]))
-    assert set(batch) == {"video", "bvp", "rsp"}
+    assert set(batch) == {"video", "bvp", "rsp", "fps"}
     assert batch["video"].shape == (2, channels, T, resolution, resolution) and batch["video"].dtype == np.float32
     assert batch["bvp"].shape == batch["rsp"].shape == (2, T) and batch["bvp"].dtype == np.float32
 
@@ -66,7 +66,7 @@ def test_ray_stream_yields_torch_batches(shards):
     ds = load_split(out, _split_with(manifest, "S01"), config=ModelConfig(resolution=36, modality="rgbt"),
                     tasks=("bvp", "rsp"))
     batch = next(iter(ds.iter_torch_batches(batch_size=2)))
-    assert set(batch) == {"video", "bvp", "rsp"}
+    assert set(batch) == {"video", "bvp", "rsp", "fps"}
     assert batch["video"].shape == (2, 4, T, 36, 36) and batch["video"].dtype == torch.float32
     assert batch["bvp"].shape == batch["rsp"].shape == (2, T)
 

@@ -45,6 +45,7 @@ from pipelines.train.checks import (
     check_data,
     check_init_from,
     check_tracking,
+    check_trainable,
     steps_per_epoch,
 )
 from pipelines.train.worker import train_loop_per_worker
