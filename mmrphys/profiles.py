@@ -1,8 +1,7 @@
 """Named evaluation profiles: every parameter in which rPPG-Toolbox, the MMRPhys reference
 and our default evaluation differ, in one table of frozen dataclasses.
 
-"rppg-toolbox" and "mmrphys" reproduce the published evaluation code (spec:
-`reference/evaluation-metrics.md`), bugs included where they change numbers; "default"
+"rppg-toolbox" and "mmrphys" reproduce the published evaluation code (docs/evaluation.md), bugs included where they change numbers; "default"
 fixes them. `docs/evaluation.md` lists each difference and why.
 """
 
@@ -185,5 +184,5 @@ def get_profile(profile: str | Profile) -> Profile:
         return profile
     try:
         return PROFILES[profile]
-    except (KeyError, TypeError):
-        raise ValueError(f"profile must be one of {list(PROFILES)}, got {profile!r}") from None
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"profile must be one of {list(PROFILES)}, got {profile!r}") from err

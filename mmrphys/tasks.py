@@ -51,8 +51,8 @@ def task(name: str) -> Task:
     """The Task called `name`; a KeyError lists the known ones."""
     try:
         return TASKS[name]
-    except KeyError:
-        raise KeyError(f"unknown task {name!r}; known tasks: {sorted(TASKS)}") from None
+    except KeyError as err:
+        raise KeyError(f"unknown task {name!r}; known tasks: {sorted(TASKS)}") from err
 
 
 def metric_name(prefix: str, task_name: str, metric: str) -> str:

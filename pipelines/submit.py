@@ -72,7 +72,7 @@ def load_runtime_env(path: str | Path, env_vars: Mapping[str, str] | None = None
     try:
         env = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
-        raise SubmitError(f"runtime env {path}: cannot read: {err}") from None
+        raise SubmitError(f"runtime env {path}: cannot read: {err}") from err
     if not isinstance(env, dict):
         raise SubmitError(f"runtime env {path}: expected a mapping of runtime env fields, got {env!r}")
     working_dir = env.get("working_dir")
@@ -89,7 +89,7 @@ def load_runtime_env(path: str | Path, env_vars: Mapping[str, str] | None = None
     try:
         RuntimeEnv(**env)
     except (TypeError, ValueError) as err:
-        raise SubmitError(f"runtime env {path}: {err}") from None
+        raise SubmitError(f"runtime env {path}: {err}") from err
     return env
 
 
@@ -141,7 +141,7 @@ def _client(address: str):
                 " (token auth: set RAY_AUTH_MODE=token and provide the cluster's token in "
                 "~/.ray/auth_token or $RAY_AUTH_TOKEN)"
             )
-        raise SubmitError(f"cannot reach the Ray job API at {address}: {err}{hint}") from None
+        raise SubmitError(f"cannot reach the Ray job API at {address}: {err}{hint}") from err
 
 
 def _submit_when_agent_ready(client, address: str, entrypoint: str, runtime_env: dict[str, Any] | None,
@@ -153,7 +153,7 @@ def _submit_when_agent_ready(client, address: str, entrypoint: str, runtime_env:
             return client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env, submission_id=job_id)
         except RuntimeError as err:
             if _AGENT_NOT_READY not in str(err) or time.monotonic() > deadline:
-                raise SubmitError(f"job submission to {address} refused: {err}") from None
+                raise SubmitError(f"job submission to {address} refused: {err}") from err
             time.sleep(2.0)
 
 

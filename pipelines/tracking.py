@@ -80,7 +80,7 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
             raise TrackingError(
                 f"tracking URI {uri}: cannot connect to {parsed.hostname}:{port} ({err}); "
                 "start the server, or unset MLFLOW_TRACKING_URI to use a local SQLite store"
-            ) from None
+            ) from err
         return
     if scheme not in ("databricks", "postgresql", "mysql", "mssql"):
         raise TrackingError(f"tracking URI {uri}: unsupported scheme {scheme!r}")
@@ -112,7 +112,7 @@ def start_run(uri: str, tracking: TrackingConfig, *, run_name: str, tags: Mappin
         except Exception as err:  # MlflowException subclasses vary by store
             raise TrackingError(
                 f"TrackingConfig.parent_run_id: no run {tracking.parent_run_id!r} in {uri} ({err})"
-            ) from None
+            ) from err
         all_tags["mlflow.parentRunId"] = tracking.parent_run_id
     experiment_id = ensure_experiment(uri, tracking.experiment)
     run = mlflow_client.create_run(experiment_id, run_name=tracking.run_name or run_name, tags=all_tags)
@@ -192,7 +192,7 @@ def check_registry_name(uri: str, name: str, config: ModelConfig) -> None:
     try:
         versions = mlflow_client.search_model_versions(f"name = '{name}'", max_results=5)
     except MlflowException as err:
-        raise TrackingError(f"registry at {uri}: cannot look up model {name!r}: {err}") from None
+        raise TrackingError(f"registry at {uri}: cannot look up model {name!r}: {err}") from err
     wanted = model_input_tags(config)
     for version in versions:
         held = {key: version.tags.get(key) for key in wanted}
@@ -221,7 +221,7 @@ def register_model(uri: str, model_uri: str, name: str, *, alias: str = "",
     try:
         version = mlflow.register_model(model_uri, name, tags=tags)
     except mlflow.exceptions.MlflowException as err:
-        raise TrackingError(f"cannot register {model_uri} as {name!r}: {err.message}") from None
+        raise TrackingError(f"cannot register {model_uri} as {name!r}: {err.message}") from err
     if alias:
         mlflow_client.set_registered_model_alias(name, alias, version.version)
     return version
@@ -232,4 +232,4 @@ def set_alias(uri: str, name: str, alias: str, version: str | int) -> None:
     try:
         client(uri).set_registered_model_alias(name, alias, str(version))
     except MlflowException as err:
-        raise TrackingError(f"cannot set alias {alias!r} on {name} version {version}: {err.message}") from None
+        raise TrackingError(f"cannot set alias {alias!r} on {name} version {version}: {err.message}") from err

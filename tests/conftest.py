@@ -2,7 +2,7 @@
 
 All Ray tests share the in-process cluster (starting one costs seconds and gigabytes);
 they run serially. 4 logical CPUs over the 2 real cores keep Ray Data from starving the
-training workers (stack notes, section 4).
+training workers (docs/cluster.md, "CPUs on a small machine").
 """
 
 from __future__ import annotations

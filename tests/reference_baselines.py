@@ -1,5 +1,5 @@
 """An independent, literal transcription of the unsupervised baselines as rPPG-Toolbox
-computes them (spec: `reference/unsupervised-methods.md`), plus the default profile's
+computes them (docs/baselines.md), plus the default profile's
 changes as docs/baselines.md states them. One window, one frame, one cumulant entry at a
 time, the dense-inverse detrend, scipy's sqrtm, the full SVD. Slow on purpose; the tests
 compare `mmrphys.baselines` with it to 1e-9.
@@ -145,7 +145,7 @@ def chrom_default(means: np.ndarray, fs: float) -> np.ndarray:
 # --- ICA (JADE) --------------------------------------------------------------------------
 
 def jade(z: np.ndarray) -> np.ndarray:
-    """Sources S = V^H Y of z (3, T), step by step as the spec lists them."""
+    """Sources S = V^H Y of z (3, T), step by step as docs/baselines.md lists them."""
     m, t = z.shape
     z = z.astype(complex)
     iw = scipy.linalg.sqrtm(np.dot(z, z.T) / t)

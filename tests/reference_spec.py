@@ -1,4 +1,4 @@
-"""An independent, literal transcription of the reference evaluation code as the spec
+"""An independent, literal transcription of the reference evaluation code as docs/evaluation.md
 (`reference/evaluation-metrics.md`) describes it: dense-inverse detrend, one window at a
 time, loops for MACC, torch float32 tensors for the diff path. Slow on purpose; the
 tests compare `mmrphys.metrics` with it to 1e-6.

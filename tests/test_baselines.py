@@ -1,5 +1,5 @@
 """The unsupervised baselines: the toolbox profile against a literal transcription of the
-spec (`tests/reference_baselines.py`) and the spec's numbers, each documented defect in
+reference (`tests/reference_baselines.py`, after docs/baselines.md) and the reference's numbers, each documented defect in
 that profile and its absence in the default profile, the errors, and pulse recovery
 from a rendered video."""
 
@@ -32,7 +32,7 @@ from mmrphys.metrics import waveform_rates
 from tests import reference_baselines as ref
 
 TOOLBOX = "rppg-toolbox"
-#: (fs, T) of the comparison signals: the spec's frame rates and lengths 97-601
+#: (fs, T) of the comparison signals: the reference's frame rates and lengths 97-601
 CASES = [(20, 97), (24, 288), (25, 250), (30, 450), (30, 601), (35, 300), (24, 150), (20, 400), (35, 601)]
 SKIN = np.array([180.0, 130.0, 100.0])
 
@@ -66,7 +66,7 @@ def default_form(raw: np.ndarray, sign: float) -> np.ndarray:
     return sign * (raw - raw.mean())
 
 
-# --- shared steps: the spec's numbers ----------------------------------------------------
+# --- shared steps: the reference's numbers ----------------------------------------------------
 
 @pytest.mark.parametrize(
     "fs, frames", [(25, 40), (29.97, 48), (30, 48), (35, 56), (24, 39), (20, 32), (15, 24), (60, 96)]

@@ -1,5 +1,5 @@
 """Import of the reference's released checkpoints, with state dicts built in the reference
-layout from the spec's key/shape table (section 8)."""
+layout from the reference's key/shape table (docs/model.md, "Reference checkpoints")."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from mmrphys.model import CheckpointError, MMRPhys, load_reference_checkpoint, variant
 
-# spec section 8, entries 0-25: (key, shape for RGB EF, shape for RGBT NF, shape for thermal EF)
+# the reference's key table, entries 0-25: (key, shape for RGB EF, shape for RGBT NF, shape for thermal EF)
 CB = (16, 16, 3, 3, 3)
 REFERENCE_KEYS = [
     ("bvp_feature_extractor.bvp_feature_extractor.0.conv_block_3d.0.weight", (8, 3, 3, 3, 3), (8, 3, 3, 3, 3), (8, 1, 3, 3, 3)),
@@ -45,7 +45,7 @@ COLUMN = {"rgb": 1, "rgbt": 2, "thermal": 3}
 
 
 def bp_head_entries() -> list[tuple[str, tuple]]:
-    """Entries 26-135 of spec section 8 (the blood-pressure head of NF/LF files)."""
+    """Entries 26-135 of the reference's key table (the blood-pressure head of NF/LF files)."""
 
     def convs(name, indices, last):
         out = []

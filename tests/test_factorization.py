@@ -1,4 +1,4 @@
-"""The factorization attention module (FSAM/TSFM): the reference's numerics (spec 5) and
+"""The factorization attention module (FSAM/TSFM): the reference's numerics (docs/model.md, "Attention: FSAM and TSFM") and
 the options that make steps and rank matter."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""FactorizePhys: parameter counts and key table (docs/factorizephys.md, from the spec's
+"""FactorizePhys: parameter counts and key table (docs/factorizephys.md, from the reference's
 tables), layer shapes, the function against an independent float64 transcription
 (tests/factorizephys_reference.py) in training and eval mode, when FSAM runs, channel
 routing, config validation and bad input."""
@@ -100,7 +100,7 @@ def _capture(model: nn.Module, names: list[str]) -> dict[str, tuple]:
     return shapes
 
 
-# output (h, w) after each extractor block, each head block, each final block (the spec's layer tables)
+# output (h, w) after each extractor block, each head block, each final block (docs/factorizephys.md, "Layers")
 SPATIAL = {
     72: ([72, 35, 33, 31, 15, 13], [11, 9, 7], [5, 3, 1], "rppg_head.conv_block"),
     128: ([126, 62, 60, 29, 27, 25], [12, 10, 8], [5, 3, 1], "rppg_feature_extractor"),

@@ -110,7 +110,7 @@ def test_hybrid_terms_reproduce_the_reference_loss_case():
     terms = hybrid_terms(pred, label, FS)
     np.testing.assert_allclose(terms["ce"].detach().numpy(), [4.63, 4.64], atol=0.005)
     np.testing.assert_allclose(terms["hr"].numpy(), [6.72, 14.21], atol=0.005)
-    # the spec's CE-only gradient norm; it does not depend on the predictions' phase
+    # the reference's CE-only gradient norm (docs/rhythmformer.md, "Loss"); it does not depend on the predictions' phase
     for phase in (0.0, 1.0):
         p = sines([78, 99], phase=phase).requires_grad_(True)
         (grad,) = torch.autograd.grad(hybrid_terms(p, label, FS)["ce"].mean(), p)

@@ -1,5 +1,5 @@
 """Per-window scoring under the three profiles: reference profiles against an independent
-transcription of the spec and its closed-form numbers; the default profile's fixes."""
+transcription of the reference code (docs/evaluation.md) and its closed-form numbers; the default profile's fixes."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def test_float32_integration_matches_torch():
 
 
 def test_clean_72_bpm_sinusoid_spec_numbers():
-    # spec sections 4 and 6: 72 bpm over 30 s reads 72.0703125; SNR 14.2 dB (Toolbox)
+    # docs/evaluation.md (reference code): 72 bpm over 30 s reads 72.0703125; SNR 14.2 dB (Toolbox)
     # vs 132.7 dB (MMRPhys's squared PSD)
     wave = pulse(30, 72, phase=0.6)
     toolbox = window_rates(wave, wave, FS, profile="rppg-toolbox")
@@ -99,14 +99,14 @@ def test_clean_72_bpm_sinusoid_spec_numbers():
 
 
 def test_mmrphys_snr_of_a_good_10s_window_is_near_zero():
-    # spec bug 4: Welch bins of 0.2 Hz are coarser than the +-0.1 Hz windows
+    # docs/evaluation.md bug 4: Welch bins of 0.2 Hz are coarser than the +-0.1 Hz windows
     wave = pulse(10, 90, phase=0.8)
     assert abs(window_rates(wave, wave, FS, profile="mmrphys").snr) < 0.05
     assert window_rates(wave, wave, FS, profile="rppg-toolbox").snr > 5
 
 
 def test_mmrphys_rate_switches_to_coarse_welch_above_30s():
-    # spec section 4: at N = 1800 the MMRPhys rate bins are 2.0 bpm, the Toolbox's 0.879
+    # docs/evaluation.md (reference code): at N = 1800 the MMRPhys rate bins are 2.0 bpm, the Toolbox's 0.879
     wave = pulse(60, 73.3)
     mmrphys = window_rates(wave, wave, FS, profile="mmrphys").rate_pred
     toolbox = window_rates(wave, wave, FS, profile="rppg-toolbox").rate_pred
@@ -116,7 +116,7 @@ def test_mmrphys_rate_switches_to_coarse_welch_above_30s():
 
 
 def test_toolbox_rsp_detrend_reads_12_brpm_as_its_harmonic():
-    # spec bug 3: the lambda=100 detrend erases 0.2 Hz at 30 fps -> 24.6 brpm
+    # docs/evaluation.md bug 3: the lambda=100 detrend erases 0.2 Hz at 30 fps -> 24.6 brpm
     wave = breathing(30, 12)
     assert window_rates(wave, wave, FS, task="rsp", profile="rppg-toolbox").rate_pred == 24.609375
     assert window_rates(wave, wave, FS, task="rsp", profile="mmrphys").rate_pred == pytest.approx(12.3, abs=0.01)
@@ -164,7 +164,7 @@ def test_chirp_windows_follow_the_instantaneous_rate():
 
 
 def test_default_peak_detection_ignores_in_band_ripple():
-    # spec bug 6: unconstrained find_peaks counts ripple as beats
+    # docs/evaluation.md bug 6: unconstrained find_peaks counts ripple as beats
     wave = pulse(30, 72) + 0.5 * pulse(30, 180, phase=1)
     label = pulse(30, 72)
     for profile in ("rppg-toolbox", "mmrphys"):
@@ -173,7 +173,7 @@ def test_default_peak_detection_ignores_in_band_ripple():
 
 
 def test_default_macc_penalises_an_inverted_prediction():
-    # spec bug 7: |r| scores an inverted waveform as perfect
+    # docs/evaluation.md bug 7: |r| scores an inverted waveform as perfect
     wave = pulse(30, 72)
     assert window_rates(-wave, wave, FS, profile="mmrphys").macc == pytest.approx(1.0, abs=1e-9)
     assert window_rates(-wave, wave, FS).macc < 0

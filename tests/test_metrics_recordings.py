@@ -173,7 +173,7 @@ def test_default_skips_a_short_tail_and_records_why():
 
 
 def test_reference_short_tail_windows_skip_below_9_and_fail_clearly_above():
-    # spec bug 1: the references skip N < 9 but crash on 9-15 samples (order-2 filtfilt)
+    # docs/evaluation.md bug 1: the references skip N < 9 but crash on 9-15 samples (order-2 filtfilt)
     for tail, outcome in [(8, "skipped"), (12, "error"), (16, "ok")]:
         preds, labels = recordings({"s1": 72.0}, (300 + tail) / FS)
         if outcome == "error":
@@ -186,7 +186,7 @@ def test_reference_short_tail_windows_skip_below_9_and_fail_clearly_above():
 
 
 def test_toolbox_rsp_windows_repeat_the_whole_recording():
-    # spec bug 2: BigSmall scores the whole video for every window -> identical rows
+    # docs/evaluation.md bug 2: BigSmall scores the whole video for every window -> identical rows
     rng = np.random.default_rng(1)
     t = np.arange(int(60 * FS)) / FS
     label = np.sin(2 * np.pi * np.cumsum(np.linspace(0.2, 0.35, t.size)) / FS)

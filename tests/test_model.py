@@ -1,5 +1,5 @@
-"""MMRPhys network: parameter counts (spec 7), layer shapes (spec 4.7), state-dict names
-(spec 8), the front end, the training/eval paths, float64, and bad input."""
+"""MMRPhys network: parameter counts (docs/model.md, "Variants"), layer shapes ("Layers"), state-dict
+names (the released files' layout), the front end, the training/eval paths, float64, and bad input."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from torch import nn
 from mmrphys.config import ConfigError, ModelConfig
 from mmrphys.model import InputError, MMRPhys, variant, variant_name
 
-# spec section 7: BVP+RSP only, no bias1, no BP head; "Base" = minus 2 x TSFM
+# docs/model.md, "Variants": BVP+RSP only, no bias1, no BP head; "Base" = minus 2 x TSFM
 PARAMS = {
     ("EF", "rgb"): 88_256,
     ("EF", "thermal"): 86_960,
@@ -28,7 +28,7 @@ def n_params(model: nn.Module) -> int:
 @pytest.mark.parametrize("size", ["L", "M", "S"])
 @pytest.mark.parametrize("fusion,modality", sorted(PARAMS))
 @pytest.mark.parametrize("attention", ["tsfm", "fsam", "none"])
-def test_parameter_counts_match_spec(size, fusion, modality, attention):
+def test_parameter_counts_match_the_reference(size, fusion, modality, attention):
     model = MMRPhys(variant(size + fusion, modality=modality, attention=attention))
     expected = PARAMS[(fusion, modality)]
     if attention == "none":
@@ -129,7 +129,7 @@ def _capture(model: MMRPhys, names: list[str]) -> dict[str, tuple]:
     return shapes
 
 
-# spec 4.7 (spatial sizes, 16 channels per stream); time checked at T, T/2, T/4
+# docs/model.md, "Layers" (spatial sizes, 16 channels per stream); time checked at T, T/2, T/4
 SHAPES = {
     "LEF": ((31, 31), (32, 32), (11, 11), (10, 10)),
     "MEF": ((32, 32), (32, 32), (11, 11), (10, 10)),
@@ -140,7 +140,7 @@ SHAPES = {
 
 
 @pytest.mark.parametrize("name", sorted(SHAPES))
-def test_layer_shapes_match_spec(name):
+def test_layer_shapes_match_the_reference(name):
     t = 180 if name.startswith("S") else 8
     config = variant(name, frames=t)
     model = MMRPhys(config).eval()

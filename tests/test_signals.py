@@ -36,7 +36,7 @@ def test_banded_detrend_matches_dense_inverse(n, lam):
 
 
 def test_detrend_gain_matches_spec_at_30fps():
-    # spec section 3: gain 0.71 at 0.6 Hz, 0.79 at 40 bpm, 0.03 at 0.2 Hz (12 brpm)
+    # docs/evaluation.md (reference code): gain 0.71 at 0.6 Hz, 0.79 at 40 bpm, 0.03 at 0.2 Hz (12 brpm)
     t = np.arange(6000) / FS
     for freq, gain in [(0.6, 0.71), (40 / 60, 0.79), (0.75, 0.86), (0.2, 0.03)]:
         out = signals.detrend_smoothness_priors(np.sin(2 * np.pi * freq * t), 100.0)
@@ -44,7 +44,7 @@ def test_detrend_gain_matches_spec_at_30fps():
 
 
 def test_detrend_lambda_for_cutoff_inverts_the_half_gain_point():
-    # spec: lambda=100 has its 50% point at 0.478 Hz (30 fps), 0.398 (25), 0.239 (15)
+    # docs/evaluation.md: lambda=100 has its 50% point at 0.478 Hz (30 fps), 0.398 (25), 0.239 (15)
     for fs, cutoff in [(30, 0.478), (25, 0.398), (15, 0.239)]:
         assert signals.detrend_lambda_for_cutoff(cutoff, fs) == pytest.approx(100, rel=0.01)
     lam = signals.detrend_lambda_for_cutoff(0.3, FS)
@@ -66,7 +66,7 @@ def test_detrend_rejects_fewer_than_three_samples():
         (2, (0.13, 0.5), [0.001423, 0, -0.002845, 0, 0.001423], [1, -3.884962, 5.666429, -3.677659, 0.896201]),
     ],
 )
-def test_butterworth_coefficients_match_spec(order, band, b, a):
+def test_butterworth_coefficients_match_the_reference(order, band, b, a):
     got_b, got_a = signals.butter_bandpass(FS, *band, order)
     np.testing.assert_allclose(got_b, b, atol=5e-7)
     np.testing.assert_allclose(got_a, a, atol=5e-7)
@@ -84,7 +84,7 @@ def test_zero_phase_bandpass_halves_amplitude_at_the_cutoffs(form):
 
 @pytest.mark.parametrize("order,need", [(1, 10), (2, 16)])
 def test_short_window_limit_is_scipys_own(order, need):
-    # spec bug 1: filtfilt needs N >= 10 (order 1) and N >= 16 (order 2)
+    # docs/evaluation.md bug 1: filtfilt needs N >= 10 (order 1) and N >= 16 (order 2)
     assert signals.filtfilt_min_samples(order) == need
     b, a = signals.butter_bandpass(FS, 0.6, 3.3, order)
     scipy.signal.filtfilt(b, a, np.random.default_rng(0).normal(size=need))
@@ -106,7 +106,7 @@ def test_next_pow2():
 
 
 def test_spectral_peak_rate_is_quantised_to_the_zero_padded_bins():
-    # spec section 4: N = 900 at 30 fps -> bins of 1.7578125 bpm, 72 bpm reads 72.0703125
+    # docs/evaluation.md (reference code): N = 900 at 30 fps -> bins of 1.7578125 bpm, 72 bpm reads 72.0703125
     t = np.arange(900) / FS
     freqs, power = signals.periodogram(np.sin(2 * np.pi * 1.2 * t), FS, signals.next_pow2(900))
     assert freqs[1] * 60 == 1.7578125
@@ -122,7 +122,7 @@ def test_spectral_peak_rate_first_bin_wins_ties_and_band_is_inclusive():
 
 
 def test_welch_half_bin_spacing():
-    # spec table: MMRPhys Welch at N=1800, 30 fps -> 2.0 bpm bins; N=300 -> 0.2 Hz
+    # docs/evaluation.md: MMRPhys Welch at N=1800, 30 fps -> 2.0 bpm bins; N=300 -> 0.2 Hz
     for n, spacing in [(1800, 2.0 / 60), (300, 0.2)]:
         freqs, _ = signals.welch_half(np.random.default_rng(0).normal(size=n), FS)
         assert freqs[1] == pytest.approx(spacing)

@@ -54,7 +54,7 @@ def apply_overrides(config: C, overrides: dict[str, Any]) -> C:
     try:
         return config.with_overrides(items)
     except ConfigError as err:
-        raise SpaceError(f"{_describe(overrides)}: {err}") from None
+        raise SpaceError(f"{_describe(overrides)}: {err}") from err
 
 
 def as_random(space: dict[str, Any]) -> dict[str, Any]:

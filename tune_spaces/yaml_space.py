@@ -43,7 +43,7 @@ def load_space(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as err:
-        raise SpaceError(f"{path}: cannot read search space: {err}") from None
+        raise SpaceError(f"{path}: cannot read search space: {err}") from err
     if not isinstance(data, dict) or not data:
         raise SpaceError(f"{path}: expected a non-empty mapping of config fields to values")
     return {str(key): _domain(path, str(key), value) for key, value in data.items()}

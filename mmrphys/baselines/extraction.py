@@ -34,8 +34,8 @@ METHODS: tuple[str, ...] = tuple(_METHODS)
 def _method(method: str) -> MethodFunction:
     try:
         return _METHODS[method.lower()]
-    except (KeyError, AttributeError):
-        raise UnknownMethodError(f"unknown baseline method {method!r}; choose one of {list(METHODS)}") from None
+    except (KeyError, AttributeError) as err:
+        raise UnknownMethodError(f"unknown baseline method {method!r}; choose one of {list(METHODS)}") from err
 
 
 def extract_from_means(method: str, means: np.ndarray, fs: float, *, profile: str = "default") -> np.ndarray:

@@ -35,11 +35,11 @@ def pbv(means: np.ndarray, fs: float, faithful: bool) -> np.ndarray:
             signature = spread / np.sqrt(np.sum(spread**2))
         try:
             weights = np.linalg.solve(c @ c.T, signature)
-        except np.linalg.LinAlgError:
+        except np.linalg.LinAlgError as err:
             raise BaselineError(
                 "PBV: the clip's normalised colour matrix is singular (e.g. a constant clip); "
                 "rPPG-Toolbox raises LinAlgError here, the default profile returns zeros"
-            ) from None
+            ) from err
         with np.errstate(divide="ignore", invalid="ignore"):
             return (c.T @ weights) / (signature @ weights)
     c = np.where(level > 0, x / np.where(level > 0, level, 1.0), 1.0)

@@ -111,7 +111,7 @@ class Config:
         try:
             return cls(**data)
         except ConfigError as err:
-            raise ConfigError(f"{_prefix}{err}" if _prefix and not str(err).startswith(_prefix) else str(err)) from None
+            raise ConfigError(f"{_prefix}{err}" if _prefix and not str(err).startswith(_prefix) else str(err)) from err
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested mapping (tuples become lists) suitable for YAML and JSON."""
@@ -169,11 +169,11 @@ class Config:
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"{path}: cannot read config: {err}") from None
+            raise ConfigError(f"{path}: cannot read config: {err}") from err
         try:
             config = cls.from_dict(data)
         except ConfigError as err:
-            raise ConfigError(f"{path}: {err}") from None
+            raise ConfigError(f"{path}: {err}") from err
         return config.with_overrides(overrides) if overrides else config
 
 

@@ -49,7 +49,7 @@ class SearchConfig(Config):
         if self.reduction_factor <= 1:
             raise ConfigError(f"SearchConfig.reduction_factor: must be > 1, got {self.reduction_factor}")
         if self.trial_cpus <= 0:
-            # Tune rejects a trial that asks for nothing (stack notes, section 4)
+            # Tune rejects a trial that asks for nothing (docs/cluster.md, "CPUs on a small machine")
             raise ConfigError(f"SearchConfig.trial_cpus: must be > 0, got {self.trial_cpus}")
         if self.alias and not self.register_as:
             raise ConfigError("SearchConfig.alias: needs register_as (the registered model to alias)")

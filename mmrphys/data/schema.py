@@ -71,7 +71,7 @@ def check_shard(path: str | Path) -> pa.Schema:
     try:
         schema = pq.read_schema(path)
     except (OSError, pa.ArrowException) as err:
-        raise SchemaError(f"{path}: corrupt or unreadable Parquet shard: {err}") from None
+        raise SchemaError(f"{path}: corrupt or unreadable Parquet shard: {err}") from err
     version = (schema.metadata or {}).get(VERSION_KEY)
     if version != str(SCHEMA_VERSION).encode():
         found = version.decode() if version else "none"

@@ -145,11 +145,11 @@ class CsvWaveforms:
                 index = [header.index(c) for c in columns]
                 rows = [[row[i] for i in index] for row in reader if len(row) >= len(header)]
         except (OSError, EOFError, UnicodeDecodeError, csv.Error) as err:
-            raise DatasetError(f"{path}: cannot read waveform CSV: {err}") from None
+            raise DatasetError(f"{path}: cannot read waveform CSV: {err}") from err
         try:
             values = np.array([[float(v) if v.strip() else np.nan for v in r] for r in rows], np.float64)
         except ValueError as err:
-            raise DatasetError(f"{path}: non-numeric value in columns {columns}: {err}") from None
+            raise DatasetError(f"{path}: non-numeric value in columns {columns}: {err}") from err
         values = values.reshape(-1, 3)
         values = values[np.all(np.isfinite(values), axis=1)]
         time = values[:, 0] * self.time_unit_s

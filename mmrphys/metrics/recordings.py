@@ -254,7 +254,7 @@ def evaluate_recordings(
                 )
             except signals.SignalError as err:
                 where = sorted({f"{windows[i][0]}#{windows[i][1]}" for i in members})
-                raise type(err)(f"{task} windows of {length} samples at {rec_fs} Hz ({', '.join(where[:5])}): {err}") from None
+                raise type(err)(f"{task} windows of {length} samples at {rec_fs} Hz ({', '.join(where[:5])}): {err}") from err
             for j, i in enumerate(members):
                 rec, w, start, stop, _, _, _ = windows[i]
                 task_rows[i] = {

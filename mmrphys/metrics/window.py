@@ -52,7 +52,7 @@ def check_signal(x: np.ndarray, name: str) -> np.ndarray:
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise signals.SignalError(f"{name}: not a numeric array ({err})") from None
+        raise signals.SignalError(f"{name}: not a numeric array ({err})") from err
     if arr.ndim == 0 or arr.shape[-1] == 0:
         raise signals.SignalError(f"{name}: empty signal (shape {arr.shape})")
     bad = ~np.isfinite(arr)
@@ -68,8 +68,8 @@ def check_fs(fs: float, rules: TaskRules, task: str) -> float:
     """Return `fs` as a float, or raise if it cannot carry the task's bands."""
     try:
         fs = float(fs)
-    except (TypeError, ValueError):
-        raise signals.SignalError(f"fs must be a number in Hz, got {fs!r}") from None
+    except (TypeError, ValueError) as err:
+        raise signals.SignalError(f"fs must be a number in Hz, got {fs!r}") from err
     highest = max(rules.band[1], rules.snr_band[1])
     if not (math.isfinite(fs) and 2 * highest < fs <= MAX_FS):
         raise signals.SignalError(

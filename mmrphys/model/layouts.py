@@ -1,4 +1,4 @@
-"""Strides and paddings of every conv block per input resolution (spec section 4).
+"""Strides and paddings of every conv block per input resolution (docs/model.md, "Layers").
 
 The reference's L (72x72), M (36x36) and S (9x9) models differ only in these numbers;
 channel widths and kernels are shared, so parameter counts do not depend on resolution.

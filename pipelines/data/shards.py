@@ -34,7 +34,7 @@ def read_manifest(shards_dir: str | Path) -> dict:
     try:
         manifest = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise DataError(f"{path}: unreadable manifest: {err}") from None
+        raise DataError(f"{path}: unreadable manifest: {err}") from err
     if not isinstance(manifest, dict) or "recordings" not in manifest:
         raise DataError(f"{path}: not an mmrphys shard manifest")
     if manifest.get("schema_version") != SCHEMA_VERSION:
@@ -101,7 +101,7 @@ def check_split(
         try:
             check_shard(file)
         except SchemaError as err:
-            raise DataError(str(err)) from None
+            raise DataError(str(err)) from err
     return files
 
 

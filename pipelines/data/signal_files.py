@@ -138,5 +138,5 @@ def read_signals(path: str | Path, tasks: tuple[str, ...] | None = None) -> Sign
     except (OSError, pa.ArrowException, ValueError) as err:
         if isinstance(err, SignalFileError):
             raise
-        raise SignalFileError(f"{path}: cannot read it as {suffix[1:]}: {err}") from None
+        raise SignalFileError(f"{path}: cannot read it as {suffix[1:]}: {err}") from err
     raise SignalFileError(f"{path}: unsupported file type {suffix!r} (use .npz, .npy, .csv or .parquet)")

@@ -89,7 +89,7 @@ def check_search(base: ExperimentConfig, search: SearchConfig) -> tuple[dict[str
     try:
         space = get_space(search.space)
     except SpaceError as err:
-        raise SearchError(str(err)) from None
+        raise SearchError(str(err)) from err
     if search.algorithm == "random":
         space = as_random(space)
     allowed = reported_metric_names(base.model.tasks)
@@ -104,14 +104,14 @@ def check_search(base: ExperimentConfig, search: SearchConfig) -> tuple[dict[str
             try:
                 check_data(config)
             except TrainingError as err:
-                raise SpaceError(str(err)) from None
+                raise SpaceError(str(err)) from err
             checked[key] = None
 
     base = trial_base(base, search)
     try:
         configs = check_space(space, base, check=check_trial_data)
     except SpaceError as err:
-        raise SearchError(f"search space {search.space!r}: {err}") from None
+        raise SearchError(f"search space {search.space!r}: {err}") from err
     return space, configs
 
 
@@ -164,7 +164,7 @@ def run_search(
     try:
         uri = check_tracking(base)
     except Exception as err:  # TrainingError naming the URI
-        raise SearchError(str(err)) from None
+        raise SearchError(str(err)) from err
     search_dir.mkdir(parents=True, exist_ok=True)
     search.save_yaml(search_dir / SEARCH_FILE)
     base.save_yaml(search_dir / BASE_CONFIG_FILE)
@@ -334,6 +334,6 @@ def _register_champion(best: dict[str, Any], search: SearchConfig, uri: str) -> 
         version = register_model(uri, info.model_uri, search.register_as, alias=search.alias,
                                  config=read_model_config(model_dir))
     except TrackingError as err:
-        raise SearchError(f"cannot register the champion: {err}") from None
+        raise SearchError(f"cannot register the champion: {err}") from err
     return {"trial_id": best["trial_id"], "run_id": run_id, "model_uri": info.model_uri,
             "name": search.register_as, "version": str(version.version), "alias": search.alias}

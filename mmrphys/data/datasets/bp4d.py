@@ -145,4 +145,4 @@ def _load_npy(path: Path) -> np.ndarray:
         # never unpickle: object arrays in a dataset file could run code
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:
-        raise DatasetError(f"{path}: unreadable .npy file ({err})") from None
+        raise DatasetError(f"{path}: unreadable .npy file ({err})") from err

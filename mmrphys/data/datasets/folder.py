@@ -76,7 +76,7 @@ def _recording(folder: Path) -> Recording:
     try:
         meta = json.loads(meta_path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise DatasetError(f"{meta_path}: cannot read: {err}") from None
+        raise DatasetError(f"{meta_path}: cannot read: {err}") from err
     if not isinstance(meta, dict) or not isinstance(meta.get("subject"), (str, int)):
         raise DatasetError(f"{meta_path}: needs a 'subject' field (string)")
     rgb = _rgb_source(folder)
@@ -135,7 +135,7 @@ def _load_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:
-        raise DatasetError(f"{path}: cannot read NumPy array: {err}") from None
+        raise DatasetError(f"{path}: cannot read NumPy array: {err}") from err
 
 
 def _load_thermal(path: Path, scale: float, offset: float) -> np.ndarray:
@@ -154,7 +154,7 @@ def _load_labels(path: Path, fps: float) -> dict[str, np.ndarray]:
         with path.open(newline="") as handle:
             rows = list(csv.reader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise DatasetError(f"{path}: cannot read labels: {err}") from None
+        raise DatasetError(f"{path}: cannot read labels: {err}") from err
     if not rows:
         raise DatasetError(f"{path}: label file is empty")
     header = [h.strip().lower() for h in rows[0]]
@@ -169,7 +169,7 @@ def _load_labels(path: Path, fps: float) -> dict[str, np.ndarray]:
             try:
                 values[r, c] = float(text) if text else np.nan
             except ValueError:
-                raise DatasetError(f"{path}: line {r + 2}, column {columns[c]!r}: not a number: {text!r}") from None
+                raise DatasetError(f"{path}: line {r + 2}, column {columns[c]!r}: not a number: {text!r}") from err
     labels = {}
     for c, name in enumerate(columns[1:], start=1):
         labels[name] = resample_labels(values[:, 0], values[:, c], fps, where=str(path))
@@ -180,7 +180,7 @@ def _load_boxes(path: Path) -> np.ndarray:
     try:
         data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
     except (OSError, ValueError) as err:
-        raise DatasetError(f"{path}: cannot read face boxes: {err}") from None
+        raise DatasetError(f"{path}: cannot read face boxes: {err}") from err
     if data.shape[1] != 5:
         raise DatasetError(f"{path}: expected columns frame,x,y,w,h, got {data.shape[1]} columns")
     order = np.argsort(data[:, 0])

@@ -213,7 +213,7 @@ def _parse_csv(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
         try:
             table.append([float(v) if v.strip() else np.nan for v in row])
         except ValueError as err:
-            raise DatasetError(f"{path}: line {number} is not numeric ({err})") from None
+            raise DatasetError(f"{path}: line {number} is not numeric ({err})") from err
     if len({len(row) for row in table}) != 1:
         raise DatasetError(f"{path}: rows have different numbers of columns")
     data = np.array(table)

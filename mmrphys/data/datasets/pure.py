@@ -100,7 +100,7 @@ def _parse_json(path: Path) -> tuple[np.ndarray, np.ndarray, int | None]:
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DatasetError(f"{path}: not valid JSON ({err})") from None
+        raise DatasetError(f"{path}: not valid JSON ({err})") from err
     package = data.get("/FullPackage") if isinstance(data, dict) else None
     if not isinstance(package, list) or not package:
         raise DatasetError(f"{path}: no '/FullPackage' list of oximeter samples")
@@ -112,7 +112,7 @@ def _parse_json(path: Path) -> tuple[np.ndarray, np.ndarray, int | None]:
         except (KeyError, TypeError, ValueError):
             raise DatasetError(
                 f"{path}: /FullPackage entry {index} lacks a numeric Timestamp or Value.waveform"
-            ) from None
+            ) from err
     images = data.get("/Image")
     listed = len(images) if isinstance(images, list) else None
     return np.array(stamps, dtype=np.int64), np.array(waveform, dtype=np.float64), listed

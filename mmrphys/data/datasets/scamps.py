@@ -96,8 +96,8 @@ def _open(path: Path) -> h5py.File:
             raise DatasetError(
                 f"{path}: a MATLAB v5/v7 MAT-file; SCAMPS files are MATLAB v7.3 (HDF5), "
                 "re-save it with save(..., '-v7.3')"
-            ) from None
-        raise DatasetError(f"{path}: not a readable MATLAB v7.3 (HDF5) file ({err})") from None
+            ) from err
+        raise DatasetError(f"{path}: not a readable MATLAB v7.3 (HDF5) file ({err})") from err
 
 
 def _array(mat: h5py.File, name: str, path: Path) -> h5py.Dataset:
@@ -111,7 +111,7 @@ def _read(array: h5py.Dataset, index: tuple, path: Path) -> np.ndarray:
     try:
         return array[index]
     except (OSError, ValueError) as err:
-        raise DatasetError(f"{path}: cannot read '{array.name}' (truncated or corrupt: {err})") from None
+        raise DatasetError(f"{path}: cannot read '{array.name}' (truncated or corrupt: {err})") from err
 
 
 def _signal(mat: h5py.File, name: str, path: Path) -> np.ndarray:

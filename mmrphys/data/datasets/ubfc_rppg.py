@@ -103,7 +103,7 @@ def _parse_ground_truth(path: Path) -> tuple[np.ndarray, np.ndarray]:
         try:
             rows.append(np.array([float(v) for v in line.split()], dtype=np.float64))
         except ValueError as err:
-            raise DatasetError(f"{path}: line {number} ({name}) is not numeric: {err}") from None
+            raise DatasetError(f"{path}: line {number} ({name}) is not numeric: {err}") from err
     if len({row.size for row in rows}) != 1:
         raise DatasetError(
             f"{path}: the PPG, HR and time lines hold {[row.size for row in rows]} values; "
@@ -125,7 +125,7 @@ def _parse_gt_dump(path: Path) -> tuple[np.ndarray, np.ndarray]:
         try:
             table.append((float(row[0]), float(row[3])))
         except ValueError as err:
-            raise DatasetError(f"{path}: line {number} is not numeric ({err})") from None
+            raise DatasetError(f"{path}: line {number} is not numeric ({err})") from err
     if not table:
         raise DatasetError(f"{path}: empty ground truth file")
     data = np.array(table)
