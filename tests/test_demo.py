@@ -19,7 +19,7 @@ def test_quick_demo_trains_evaluates_and_registers(ray_cluster, mlflow_uri, tmp_
 
     for step in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
         assert step in printed
-    assert "HR (bpm)" in printed and "RR (breaths/min)" in printed
+    assert "HR (beats/min)" in printed and "RR (breaths/min)" in printed
     assert f"mlflow ui --backend-store-uri {mlflow_uri}" in printed
     assert str(workdir / "shards") in printed
 
