@@ -5,10 +5,15 @@ modality and tasks need), and a batch map on the workers decodes the stored clip
 turns them into model input with `mmrphys.inference.model_input` (area resize to the
 model's resolution, channels RGB then thermal, float32 (B, C, T, H, W)) and the
 architecture's `input_transform`, and z-scores each chunk's labels. One set of shards serves every resolution and modality.
+
+`ordered_execution` is what training streams with: blocks keep their order through the
+map and the split between workers, so a seed repeats a run (docs/training.md,
+"Reproducibility").
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Iterable
 
@@ -21,6 +26,21 @@ from mmrphys.inference import model_input
 from mmrphys.model import input_transform
 from mmrphys.signals import standardize_chunks
 from pipelines.data.shards import DataError, check_split, read_manifest
+
+
+def ordered_execution() -> ray.data.ExecutionOptions:
+    """The current Ray Data execution options with `preserve_order` set.
+
+    Without it, blocks leave the read and map tasks in the order the tasks finish, and
+    `streaming_split` hands each to whichever worker is ready (or local to it), so which
+    worker trains on which chunk, in what order, varies between runs. Ordered, the split
+    is a function of the block sizes alone; the training stream is far faster than the
+    step (BENCHMARKS.md, "Data path"), so waiting for the next block in order costs
+    little.
+    """
+    options = copy.deepcopy(ray.data.DataContext.get_current().execution_options)
+    options.preserve_order = True
+    return options
 
 
 class DecodeChunks:
