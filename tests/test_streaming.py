@@ -17,7 +17,7 @@ from mmrphys.config import IngestConfig, SyntheticConfig
 from mmrphys.data.synthetic import generate_dataset
 from mmrphys.config import ModelConfig
 from pipelines.data.shards import DataError, check_split, read_manifest
-from pipelines.data.stream import DecodeChunks, load_split
+from pipelines.data.stream import DecodeChunks, load_split, ordered_execution
 from pipelines.data.ingest import ingest
 
 T = 40
@@ -97,6 +97,42 @@ def test_with_ids_yields_every_chunk_once_in_a_recoverable_order(shards):
     ids = [(r, c) for b in ds.iter_batches(batch_format="numpy") for r, c in zip(b["recording_id"], b["chunk_index"])]
     expected = sum(r["chunks"] for r in manifest["recordings"] if r["subject"] in manifest["splits"][split])
     assert len(ids) == len(set(ids)) == expected
+
+
+def _split_ids(ds, workers: int) -> list[list[tuple[str, int]]]:
+    """Chunk ids each of `workers` consumers of `streaming_split` receives, in order (the
+    consumers run concurrently, as Ray Train's workers do)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def consume(split):
+        return [(r, int(c)) for b in split.iter_batches(batch_format="numpy", batch_size=1)
+                for r, c in zip(b["recording_id"], b["chunk_index"])]
+
+    splits = ds.streaming_split(workers, equal=True)
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(consume, splits))
+
+
+def test_ordered_execution_gives_each_worker_the_same_chunks_every_run(shards):
+    out, manifest = shards
+    runs = []
+    for _ in range(2):
+        ds = load_split(out, _split_with(manifest, "S01"), config=ModelConfig(resolution=9, modality="rgb"),
+                        tasks=("bvp",), with_ids=True, batch_size=1)
+        ds.context.execution_options = ordered_execution()
+        runs.append(_split_ids(ds, 2))
+    assert runs[0] == runs[1]
+    assert all(runs[0]) and not set(runs[0][0]) & set(runs[0][1])
+
+
+def test_ordered_execution_keeps_the_other_execution_options():
+    import ray.data
+
+    current = ray.data.DataContext.get_current().execution_options
+    options = ordered_execution()
+    assert options.preserve_order and options is not current
+    assert options.resource_limits == current.resource_limits
+    assert options.exclude_resources == current.exclude_resources
 
 
 def test_check_split_names_what_is_missing(shards, tmp_path):
