@@ -18,9 +18,9 @@ from mmrphys.config import ConfigError, ExperimentConfig, ModelConfig, TrainConf
 from mmrphys.model import MMRPhys
 from mmrphys.training import (
     build_optimizer,
-    state_on_cpu,
     derive_seed,
     seed_everything,
+    state_on_cpu,
     train_epoch,
     use_deterministic_algorithms,
 )
