@@ -1,8 +1,10 @@
 """Data-path benchmarks: synthetic generation speed, storage precision (pulse SNR kept by
-uint8 vs float16 shards), and the streaming reader's chunk rate against the rate one
-training worker consumes chunks.
+uint8 vs float16 shards), the streaming reader's chunk rate against the rate one
+training worker consumes chunks, and the CPU cores a GPU needs (`gpu`: the stream's
+chunks per CPU second at 72/36/9 against a GPU's consumption estimated from the FLOPs and
+the kernel count of a training step).
 
-    python benchmarks/bench_data.py [--quick] [--out DIR]
+    python benchmarks/bench_data.py [--quick] [--out DIR] [--parts generation,precision,stream,gpu]
 
 Everything runs side by side in one process on one local Ray cluster, so the ratios
 compare like with like. Results print as Markdown for BENCHMARKS.md.
@@ -117,7 +119,8 @@ def streaming_rate(shards: Path, resolution: int, modality: str, epochs: int) ->
 
 def decode_cpu_rate(shards: Path, resolution: int, modality: str) -> float:
     """Chunks per CPU second of the streaming work itself, in this process: reading the
-    shards' Parquet row groups and running the decode map on them. CPU time does not
+    shards' Parquet row groups and running the decode map on them (read + decode + area
+    resize + stack + label z-score). CPU time does not
     depend on what else the machine runs, so this compares cleanly with the training
     step's CPU time."""
     import pyarrow.parquet as pq
@@ -132,8 +135,8 @@ def decode_cpu_rate(shards: Path, resolution: int, modality: str) -> float:
     for file in files:
         table = pq.read_table(file, columns=columns)
         for offset in range(0, table.num_rows, 8):
-            rows = table.slice(offset, 8)
-            decode({name: rows.column(name).to_numpy(zero_copy_only=False) for name in columns})
+            rows = table.slice(offset, 8)  # the Arrow batch Ray Data hands the map
+            decode(rows)
             count += rows.num_rows
     return count / (time.process_time() - start)
 
@@ -167,6 +170,83 @@ def training_rate(resolution: int, modality: str, steps: int) -> tuple[float, fl
     return 4 * steps / wall, 4 * steps / cpu
 
 
+#: bf16 dense tensor-core peaks (FLOP/s) from the vendors' data sheets
+GPU_PEAK_BF16 = {"H100 SXM": 989e12, "A100": 312e12}
+#: assumed share of that peak the step's small-channel 3D convolutions reach
+GPU_CONV_EFFICIENCY = 0.3
+#: assumed seconds per dispatched op in eager PyTorch on a GPU (launch + framework
+#: overhead; the kernels of a 9x9 step finish faster than they are launched)
+GPU_SECONDS_PER_OP = 6e-6
+
+
+def step_cost(resolution: int, modality: str, batch: int, frames: int) -> tuple[float, int]:
+    """(FLOPs, dispatched aten ops) of forward + backward of one training step, stock
+    kernels (what a GPU runs), TSFM fed the labels, both tasks.
+
+    FLOPs are torch's FlopCounterMode count (convolutions and matrix products, the
+    arithmetic that scales with the input); each aten op is about one GPU kernel launch.
+    The optimizer step is left out (Adam's fused GPU form is a handful of kernels).
+    """
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from mmrphys.config import ModelConfig
+    from mmrphys.losses import multitask_loss
+    from mmrphys.model import MMRPhys
+
+    class OpCounter(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops += 1
+            return func(*args, **(kwargs or {}))
+
+    config = ModelConfig(resolution=resolution, modality=modality, frames=frames, kernels="stock")
+    model = MMRPhys(config)
+    x = torch.rand(batch, config.in_channels, frames + 1, resolution, resolution) * 255
+    labels = {t: torch.randn(batch, frames) for t in config.tasks}
+    flops = FlopCounterMode(display=False)
+    with flops:
+        multitask_loss(model(x, labels=labels), labels)[0].backward()
+    counter = OpCounter()
+    with counter:
+        multitask_loss(model(x, labels=labels), labels)[0].backward()
+    return float(flops.get_total_flops()), counter.ops
+
+
+def gpu_chunks_per_second(flops: float, ops: int, batch: int, peak: float) -> float:
+    """Estimated chunks per second one GPU trains: each step is bound by its arithmetic
+    at GPU_CONV_EFFICIENCY of `peak` or by launching its ops, whichever is slower."""
+    return batch / max(flops / (peak * GPU_CONV_EFFICIENCY), ops * GPU_SECONDS_PER_OP)
+
+
+def gpu_table(shards: Path, quick: bool) -> None:
+    """Print the stream's chunks per CPU second against estimated GPU consumption.
+
+    The step is measured at batch 2 x 64 frames; its FLOPs scale linearly to a chunk of
+    180 frames and to the batch, its op count does not depend on either.
+    """
+    batches = (4, 32)
+    gpus = " | ".join(f"{g} chunks/s, batch {' / '.join(map(str, batches))} (est.)" for g in GPU_PEAK_BF16)
+    print(f"\n| resolution | stream chunks per CPU-s (one core) | fwd+bwd GFLOP per 180-frame chunk | ops per step "
+          f"| {gpus} | cores per GPU for 3x |\n|---|---|---|---|" + "---|" * len(GPU_PEAK_BF16) + "---|")
+    for resolution in (72, 36, 9):
+        per_core = decode_cpu_rate(shards, resolution, "rgbt")
+        flops, ops = step_cost(resolution, "rgbt", batch=2, frames=64)
+        per_chunk = flops / 2 * 180 / 64
+        rates = {g: [gpu_chunks_per_second(per_chunk * b, ops, b, peak) for b in batches]
+                 for g, peak in GPU_PEAK_BF16.items()}
+        fastest = max(max(r) for r in rates.values())
+        cells = " | ".join(" / ".join(f"{x:.0f}" for x in r) for r in rates.values())
+        print(f"| {resolution}x{resolution} | {per_core:.1f} | {per_chunk / 1e9:.2f} | {ops} | {cells} "
+              f"| {3 * fastest / per_core:.0f} |")
+    print(f"\nestimate: step time = max(FLOPs / ({GPU_CONV_EFFICIENCY:.0%} of bf16 peak), ops x "
+          f"{GPU_SECONDS_PER_OP * 1e6:.0f} us); cores for 3x = 3 x the fastest GPU rate / stream chunks per CPU-s")
+
+
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -181,8 +261,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller data, fewer repeats")
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one)")
-    parser.add_argument("--parts", default="generation,precision,stream",
-                        help="comma-separated parts to run (default: all three)")
+    parser.add_argument("--parts", default="generation,precision,stream,gpu",
+                        help="comma-separated parts to run (default: all four)")
     args = parser.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
@@ -195,8 +275,8 @@ def main() -> None:
               f"({per_wall:.0f} per wall second in this run)")
     if "precision" in parts:
         precision_table(args.quick)
-    if "stream" in parts:
-        stream_table(args.quick, args.out)
+    if parts & {"stream", "gpu"}:
+        stream_table(args.quick, args.out, with_stream="stream" in parts, with_gpu="gpu" in parts)
 
 
 def precision_table(quick: bool) -> None:
@@ -218,8 +298,9 @@ def precision_table(quick: bool) -> None:
             print(f"| {dtype} | {by_res[72]:.2f} | {by_res[36]:.2f} | {by_res[9]:.2f} |{loss}")
 
 
-def stream_table(quick: bool, out: Path | None) -> None:
-    """Print the streaming rate against the training rate, side by side."""
+def stream_table(quick: bool, out: Path | None, *, with_stream: bool = True, with_gpu: bool = False) -> None:
+    """On one set of shards, print the streaming rate against one CPU training worker's
+    (`with_stream`) and against a GPU's estimated consumption (`with_gpu`)."""
     import ray
 
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
@@ -230,20 +311,27 @@ def stream_table(quick: bool, out: Path | None) -> None:
         start = time.perf_counter()
         shards = _write_shards(workdir, subjects, seconds)
         print(f"\ningest of {subjects} x {seconds:.0f} s recordings: {time.perf_counter() - start:.1f} s")
-        print("\n| resolution, modality | Ray stream chunks/s after first batch / with start-up (first batch, s) "
-              "| one training worker chunks/s (wall) | ratio with start-up | stream work chunks/CPU-s "
-              "| training chunks/CPU-s | ratio |\n|---|---|---|---|---|---|---|")
-        rows = ((9, "rgbt"), (36, "rgbt")) if quick else ((9, "rgbt"), (36, "rgbt"), (72, "rgbt"))
-        for resolution, modality in rows:
-            after_first, stream, latency = streaming_rate(shards, resolution, modality, 2 if quick else 3)
-            stream_cpu = decode_cpu_rate(shards, resolution, modality)
-            train, train_cpu = training_rate(resolution, modality, 2 if quick else 5)
-            print(f"| {resolution}, {modality} | {after_first:.0f} / {stream:.1f} ({latency:.1f} s) | {train:.2f} "
-                  f"| {stream / train:.1f}x "
-                  f"| {stream_cpu:.1f} | {train_cpu:.2f} | {stream_cpu / train_cpu:.1f}x |")
-        print("\ntraining side: MMRPhys at the row's resolution, RGB+T early fusion, TSFM, BVP + RSP heads, "
-              "batch 4 x 180 frames, forward + backward + Adam step")
+        if with_gpu:
+            gpu_table(shards, quick)
+        if with_stream:
+            _stream_rows(shards, quick)
     ray.shutdown()
+
+
+def _stream_rows(shards: Path, quick: bool) -> None:
+    print("\n| resolution, modality | Ray stream chunks/s after first batch / with start-up (first batch, s) "
+          "| one training worker chunks/s (wall) | ratio with start-up | stream work chunks/CPU-s "
+          "| training chunks/CPU-s | ratio |\n|---|---|---|---|---|---|---|")
+    rows = ((9, "rgbt"), (36, "rgbt")) if quick else ((9, "rgbt"), (36, "rgbt"), (72, "rgbt"))
+    for resolution, modality in rows:
+        after_first, stream, latency = streaming_rate(shards, resolution, modality, 2 if quick else 3)
+        stream_cpu = decode_cpu_rate(shards, resolution, modality)
+        train, train_cpu = training_rate(resolution, modality, 2 if quick else 5)
+        print(f"| {resolution}, {modality} | {after_first:.0f} / {stream:.1f} ({latency:.1f} s) | {train:.2f} "
+              f"| {stream / train:.1f}x "
+              f"| {stream_cpu:.1f} | {train_cpu:.2f} | {stream_cpu / train_cpu:.1f}x |")
+    print("\ntraining side: MMRPhys at the row's resolution, RGB+T early fusion, TSFM, BVP + RSP heads, "
+          "batch 4 x 180 frames, forward + backward + Adam step")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Training throughput of the Ray Train loop: chunks per second with 1, 2, ... workers,
-measured side by side in one process on the same shards.
+measured one after another in one process on the same shards, with the same seeds.
 
     python benchmarks/bench_training.py --workdir /tmp/mmrphys-throughput --workers 1 2
 
@@ -7,7 +7,9 @@ Each configuration trains a few epochs of the 9x9 RGB+thermal TSFM variant (180-
 chunks, batch 4 per worker) without MLflow; the first epoch (start-up, stream warm-up) is
 dropped and the rest averaged. `train_chunks_per_second` counts chunks through forward +
 backward + optimizer step, as reported by the training loop itself. Results go to
-`<workdir>/throughput.json` and BENCHMARKS.md (## Training throughput).
+`<workdir>/throughput.json` (with the seeds: synthetic data, ingest split, train.seed,
+and the load average before and after) and BENCHMARKS.md ("Scaling"). The speed-up is
+each row's chunks/s over the first row's.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--subjects", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0, help="train.seed (the data's seed is 0)")
     return parser.parse_args()
 
 
@@ -49,13 +52,15 @@ def main() -> None:
     if len(list(raw.glob("*/meta.json"))) != args.subjects:
         generate_dataset(raw, subjects=args.subjects, seconds=args.seconds, fps=30.0, seed=0)
     ensure_ray(min_cpus=max(args.workers))
-    ingest("folder", raw, shards, config=IngestConfig(chunk_frames=180, split=(0.8, 0.1, 0.1)), progress=False)
+    ingest_config = IngestConfig(chunk_frames=180, split=(0.8, 0.1, 0.1))
+    ingest("folder", raw, shards, config=ingest_config, progress=False)
+    load_before = os.getloadavg()[0]
     rows = []
     for workers in args.workers:
         config = ExperimentConfig(
             model=ModelConfig(resolution=args.resolution, modality="rgbt", frames=180),
             data=DataConfig(shards=str(shards)),
-            train=TrainConfig(epochs=args.epochs, batch_size=4, workers=workers, keep_checkpoints=1),
+            train=TrainConfig(epochs=args.epochs, batch_size=4, workers=workers, keep_checkpoints=1, seed=args.seed),
             tracking=TrackingConfig(enabled=False),
         )
         started = time.perf_counter()
@@ -66,11 +71,14 @@ def main() -> None:
         rows.append({"workers": workers, "chunks_per_second": statistics.mean(rates),
                      "epoch_seconds": statistics.mean(h["epoch_seconds"] for h in history[1:] or history),
                      "wall_seconds": wall})
-        print(f"{workers} worker(s): {rows[-1]['chunks_per_second']:.2f} chunks/s "
+        rows[-1]["speed_up"] = rows[-1]["chunks_per_second"] / rows[0]["chunks_per_second"]
+        print(f"{workers} worker(s): {rows[-1]['chunks_per_second']:.2f} chunks/s, {rows[-1]['speed_up']:.2f}x "
               f"({rows[-1]['epoch_seconds']:.1f} s/epoch, whole run {wall:.0f} s)", flush=True)
     report = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "ray_cpus": ray.cluster_resources().get("CPU")},
+                    "ray_cpus": ray.cluster_resources().get("CPU"),
+                    "load_average_before_after": [load_before, os.getloadavg()[0]]},
+        "seeds": {"synthetic": 0, "ingest_split": ingest_config.seed, "train": args.seed},
         "resolution": args.resolution, "rows": rows,
     }
     (workdir / "throughput.json").write_text(json.dumps(report, indent=2))

@@ -2,7 +2,7 @@
 
 Optimizer, learning-rate schedule, one epoch over an iterable of batches, and validation
 predictions turned into per-recording HR/RR metrics. Nothing here knows about Ray: the
-Ray Train loop in `pipelines/train_worker.py` feeds these functions its dataset shards, and a
+Ray Train loop in `pipelines/train/worker.py` feeds these functions its dataset shards, and a
 notebook or test can feed them any iterable of dict batches.
 
 Batches are mappings with "video" (B, C, T, H, W) float32 raw frames and one (B, T)
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import random
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -66,37 +68,90 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
+def derive_seed(seed: int, *keys: int) -> int:
+    """A 32-bit seed for one purpose of a run, e.g. `derive_seed(seed, epoch, rank)`.
+
+    NumPy's SeedSequence mixes the keys, so neighbouring seeds, epochs and ranks give
+    unrelated streams (seed + epoch + rank would give epoch 1 of rank 0 the stream of
+    epoch 0 of rank 1).
+    """
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and every GPU), NumPy's and Python's global generators."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def use_deterministic_algorithms(enabled: bool) -> None:
+    """`train.deterministic`: torch's deterministic kernels (an error where an op has none)
+    and no cuDNN autotuning, so GPU runs repeat too (docs/training.md, "Reproducibility").
+
+    cuBLAS needs a fixed workspace for repeatable matrix products; the variable is read when
+    its first handle is created, so this must run before the first CUDA matmul.
+    """
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(enabled)
+    torch.backends.cudnn.deterministic = enabled
+
+
+def state_on_cpu(state: Any) -> Any:
+    """A state dict (nested dicts/lists of tensors, as optimizers keep) with every tensor
+    on the CPU, so checkpoints written on a GPU load anywhere. GPU tensors are copied;
+    CPU tensors are shared, not cloned (write the checkpoint before the next step)."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().cpu()
+    if isinstance(state, Mapping):
+        return {key: state_on_cpu(value) for key, value in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(state_on_cpu(value) for value in state)
+    return state
+
+
 @dataclasses.dataclass
 class EpochStats:
-    """Sample-weighted mean losses of one pass over a worker's batches."""
+    """Sample-weighted mean losses of one pass over a worker's batches.
+
+    `sums` is the same on the batches' device, float64: [loss x samples, samples,
+    task loss x samples per task], what workers all-reduce before dividing.
+    """
 
     loss: float
     task_losses: dict[str, float]
     samples: int
     batches: int
+    sums: torch.Tensor
 
 
 class _LossMeter:
-    def __init__(self, tasks: Iterable[str]):
-        self.total = 0.0
-        self.per_task = {task: 0.0 for task in tasks}
-        self.samples = 0
+    """Sums on the device, read once per epoch: reading a GPU scalar every batch would
+    wait for the GPU every step. float64 keeps the sums exact over long epochs."""
+
+    def __init__(self, tasks: Iterable[str], device: torch.device):
+        self.tasks = tuple(tasks)
+        self.sums = torch.zeros(2 + len(self.tasks), dtype=torch.float64, device=device)
         self.batches = 0
 
     def add(self, total: torch.Tensor, per_task: Mapping[str, torch.Tensor], n: int) -> None:
-        self.total += float(total.detach()) * n
-        for task, value in per_task.items():
-            self.per_task[task] += float(value.detach()) * n
-        self.samples += n
+        values = torch.stack([total.detach(), *(per_task[t].detach() for t in self.tasks)]).double() * n
+        self.sums[0] += values[0]
+        self.sums[1] += n
+        self.sums[2:] += values[1:]
         self.batches += 1
 
     def stats(self) -> EpochStats:
-        n = max(self.samples, 1)
-        return EpochStats(self.total / n, {t: v / n for t, v in self.per_task.items()}, self.samples, self.batches)
+        total, samples, *per_task = self.sums.tolist()
+        n = max(samples, 1.0)
+        return EpochStats(total / n, {t: v / n for t, v in zip(self.tasks, per_task)}, int(samples), self.batches,
+                          self.sums)
 
 
 def _labels(batch: Mapping[str, Any], tasks: Iterable[str], device: torch.device) -> dict[str, torch.Tensor]:
-    return {task: torch.as_tensor(batch[task], dtype=torch.float32).to(device) for task in tasks}
+    return {task: torch.as_tensor(batch[task], dtype=torch.float32).to(device, non_blocking=True) for task in tasks}
 
 
 def _aligned(labels: dict[str, torch.Tensor], predictions: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -115,11 +170,16 @@ def train_epoch(
     train: TrainConfig,
     device: torch.device,
 ) -> EpochStats:
-    """One pass over `batches`: forward with labels (TSFM uses them), loss, step per batch."""
+    """One pass over `batches`: forward with labels (TSFM uses them), loss, step per batch.
+
+    Batches already on `device` (Ray's `iter_torch_batches(device=...)`) stay where they
+    are. The forward runs under `autocast` (bf16 on GPU by default); the loss, its sums
+    and the optimizer's state stay float32 or wider.
+    """
     model.train()
-    meter = _LossMeter(tasks)
+    meter = _LossMeter(tasks, device)
     for batch in batches:
-        video = torch.as_tensor(batch["video"], dtype=torch.float32).to(device)
+        video = torch.as_tensor(batch["video"], dtype=torch.float32).to(device, non_blocking=True)
         labels = _labels(batch, tasks, device)
         with autocast(device, train.precision):
             predictions = model(video, labels=labels)
@@ -175,7 +235,7 @@ def predict_chunks(
     out = ValidationOutput([], [], [], {t: [] for t in tasks}, {t: [] for t in tasks},
                            task_loss_sums={t: 0.0 for t in tasks})
     for batch in batches:
-        video = torch.as_tensor(np.asarray(batch["video"]), dtype=torch.float32).to(device)
+        video = torch.as_tensor(np.asarray(batch["video"]), dtype=torch.float32).to(device, non_blocking=True)
         labels = _labels(batch, tasks, device)
         with autocast(device, train.precision):
             predictions = model(video)

@@ -17,7 +17,7 @@ from mmrphys.config import IngestConfig, SyntheticConfig
 from mmrphys.data.synthetic import generate_dataset
 from mmrphys.config import ModelConfig
 from pipelines.data.shards import DataError, check_split, read_manifest
-from pipelines.data.stream import DecodeChunks, load_split
+from pipelines.data.stream import DecodeChunks, load_split, ordered_execution
 from pipelines.data.ingest import ingest
 
 T = 40
@@ -43,10 +43,9 @@ def _split_with(manifest, subject):
     return next(name for name, subjects in manifest["splits"].items() if subject in subjects)
 
 
-def _numpy_batch(path, n=2):
-    """The first rows of a shard as the numpy batch Ray Data hands the decode map."""
-    rows = pq.read_table(path).slice(0, n)
-    return {name: rows.column(name).to_numpy(zero_copy_only=False) for name in rows.column_names}
+def _arrow_batch(path, n=2):
+    """The first rows of a shard as the Arrow batch Ray Data hands the decode map."""
+    return pq.read_table(path).slice(0, n)
 
 
 @pytest.mark.parametrize("resolution", [72, 36, 9])
@@ -55,10 +54,30 @@ def test_decode_map_gives_the_model_input_shape(shards, resolution, modality, ch
     out, manifest = shards
     (rec,) = [r for r in manifest["recordings"] if r["subject"] == "S01"]
     decode = DecodeChunks(ModelConfig(resolution=resolution, modality=modality), ("bvp", "rsp"), with_ids=False)
-    batch = decode(_numpy_batch(out / rec["shard"]))
+    batch = decode(_arrow_batch(out / rec["shard"]))
     assert set(batch) == {"video", "bvp", "rsp", "fps"}
     assert batch["video"].shape == (2, channels, T, resolution, resolution) and batch["video"].dtype == np.float32
     assert batch["bvp"].shape == batch["rsp"].shape == (2, T) and batch["bvp"].dtype == np.float32
+
+
+def test_decode_reads_mixed_dtypes_and_refuses_mixed_lengths(shards):
+    out, manifest = shards
+    (rec,) = [r for r in manifest["recordings"] if r["subject"] == "S01"]
+    table = _arrow_batch(out / rec["shard"])
+    column = table.schema.get_field_index
+    decode = DecodeChunks(ModelConfig(resolution=9, modality="rgb"), ("bvp",), with_ids=False)
+    plain = decode(table)
+    # the second row stored as float16 instead of uint8: the slow path, the same values
+    as_float16 = np.frombuffer(table.column("rgb")[1].as_py(), np.uint8).astype(np.float16).tobytes()
+    mixed = table.set_column(column("rgb"), "rgb", pa.array([table.column("rgb")[0].as_py(), as_float16], pa.binary()))
+    mixed = mixed.set_column(column("rgb_dtype"), "rgb_dtype", pa.array(["uint8", "float16"]))
+    assert np.array_equal(decode(mixed)["video"], plain["video"])
+    longer = table.set_column(column("frames"), "frames", pa.array([T, T + 1], pa.int32()))
+    with pytest.raises(DataError, match="mixes chunk lengths"):
+        decode(longer)
+    short = table.set_column(column("bvp"), "bvp", pa.array([[0.0] * T, [0.0] * (T - 1)], pa.list_(pa.float32())))
+    with pytest.raises(DataError, match="label column 'bvp': a row is missing or not 40 samples long"):
+        decode(short)
 
 
 def test_ray_stream_yields_torch_batches(shards):
@@ -78,7 +97,7 @@ def test_values_are_area_resampled_channels_rgb_then_thermal_and_labels_standard
     rgb = np.frombuffer(row["rgb"], np.uint8).reshape(T, 72, 72, 3).astype(np.float32)
     thermal = np.frombuffer(row["thermal"], np.float16).reshape(T, 72, 72).astype(np.float32)
     decode = DecodeChunks(ModelConfig(resolution=9, modality="rgbt"), ("bvp",), with_ids=True)
-    batch = decode(_numpy_batch(out / rec["shard"]))
+    batch = decode(_arrow_batch(out / rec["shard"]))
     i = list(zip(batch["recording_id"], batch["chunk_index"])).index((rec["recording_id"], 0))
     video = batch["video"][i]
     expected_rgb = np.stack([cv2.resize(f, (9, 9), interpolation=cv2.INTER_AREA) for f in rgb])
@@ -97,6 +116,42 @@ def test_with_ids_yields_every_chunk_once_in_a_recoverable_order(shards):
     ids = [(r, c) for b in ds.iter_batches(batch_format="numpy") for r, c in zip(b["recording_id"], b["chunk_index"])]
     expected = sum(r["chunks"] for r in manifest["recordings"] if r["subject"] in manifest["splits"][split])
     assert len(ids) == len(set(ids)) == expected
+
+
+def _split_ids(ds, workers: int) -> list[list[tuple[str, int]]]:
+    """Chunk ids each of `workers` consumers of `streaming_split` receives, in order (the
+    consumers run concurrently, as Ray Train's workers do)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def consume(split):
+        return [(r, int(c)) for b in split.iter_batches(batch_format="numpy", batch_size=1)
+                for r, c in zip(b["recording_id"], b["chunk_index"])]
+
+    splits = ds.streaming_split(workers, equal=True)
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(consume, splits))
+
+
+def test_ordered_execution_gives_each_worker_the_same_chunks_every_run(shards):
+    out, manifest = shards
+    runs = []
+    for _ in range(2):
+        ds = load_split(out, _split_with(manifest, "S01"), config=ModelConfig(resolution=9, modality="rgb"),
+                        tasks=("bvp",), with_ids=True, batch_size=1)
+        ds.context.execution_options = ordered_execution()
+        runs.append(_split_ids(ds, 2))
+    assert runs[0] == runs[1]
+    assert all(runs[0]) and not set(runs[0][0]) & set(runs[0][1])
+
+
+def test_ordered_execution_keeps_the_other_execution_options():
+    import ray.data
+
+    current = ray.data.DataContext.get_current().execution_options
+    options = ordered_execution()
+    assert options.preserve_order and options is not current
+    assert options.resource_limits == current.resource_limits
+    assert options.exclude_resources == current.exclude_resources
 
 
 def test_check_split_names_what_is_missing(shards, tmp_path):

@@ -58,7 +58,13 @@ class TrainConfig(Config):
         docs/rhythmformer.md, "Loss").
     bvp_weight / rsp_weight: task weights in the summed loss.
     workers / cpus_per_worker / use_gpu: the Ray Train scaling config.
-    precision: `auto` is bf16 autocast on GPU and fp32 on CPU.
+    precision: `auto` is bf16 autocast on GPU and fp32 on CPU; `bf16` autocasts on CPU
+        too; `fp32` never autocasts. Losses, their sums and the optimizer stay float32+.
+    seed: seeds the model's initialisation and, per (seed, epoch, rank), every epoch's
+        random streams and local shuffle; with the same data and worker count a CPU run
+        repeats its epoch metrics (docs/training.md, "Reproducibility").
+    deterministic: torch's deterministic algorithms and no cuDNN autotuning, for runs
+        that repeat on GPU too (slower there; CPU runs repeat without it).
     grad_clip: max gradient norm (None: no clipping, as the reference in fp32).
     checkpoint_metric / checkpoint_mode: which reported metric ranks checkpoints.
     keep_checkpoints: how many of the best checkpoints to keep (the latest is always kept).
@@ -83,6 +89,7 @@ class TrainConfig(Config):
     precision: Precision = "auto"
     grad_clip: float | None = None
     seed: int = 100
+    deterministic: bool = False
     checkpoint_metric: str = "val_rate_mae"
     checkpoint_mode: Literal["min", "max"] = "min"
     keep_checkpoints: int = 2
@@ -102,6 +109,8 @@ class TrainConfig(Config):
             raise ConfigError("TrainConfig.bvp_weight / rsp_weight: task weights must be >= 0")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ConfigError(f"TrainConfig.grad_clip: must be > 0 or null, got {self.grad_clip}")
+        if self.seed < 0:
+            raise ConfigError(f"TrainConfig.seed: must be >= 0, got {self.seed}")
         if self.max_failures < -1:
             raise ConfigError(f"TrainConfig.max_failures: must be >= 0 (or -1: unlimited), got {self.max_failures}")
 

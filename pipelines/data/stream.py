@@ -5,14 +5,20 @@ modality and tasks need), and a batch map on the workers decodes the stored clip
 turns them into model input with `mmrphys.inference.model_input` (area resize to the
 model's resolution, channels RGB then thermal, float32 (B, C, T, H, W)) and the
 architecture's `input_transform`, and z-scores each chunk's labels. One set of shards serves every resolution and modality.
+
+`ordered_execution` is what training streams with: blocks keep their order through the
+map and the split between workers, so a seed repeats a run (docs/training.md,
+"Reproducibility").
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import pyarrow as pa
 import ray.data
 
 from mmrphys.config import ModelConfig
@@ -23,29 +29,71 @@ from mmrphys.signals import standardize_chunks
 from pipelines.data.shards import DataError, check_split, read_manifest
 
 
+def ordered_execution() -> ray.data.ExecutionOptions:
+    """The current Ray Data execution options with `preserve_order` set.
+
+    Without it, blocks leave the read and map tasks in the order the tasks finish, and
+    `streaming_split` hands each to whichever worker is ready (or local to it), so which
+    worker trains on which chunk, in what order, varies between runs. Ordered, the split
+    is a function of the block sizes alone; the training stream is far faster than the
+    step (BENCHMARKS.md, "Data path"), so waiting for the next block in order costs
+    little.
+    """
+    options = copy.deepcopy(ray.data.DataContext.get_current().execution_options)
+    options.preserve_order = True
+    return options
+
+
 class DecodeChunks:
-    """The streaming batch map: stored rows -> model-ready float32 arrays."""
+    """The streaming batch map: stored rows (an Arrow table) -> model-ready float32 arrays.
+
+    It takes Ray's Arrow batches as they are: the clips and labels are read as views of
+    the Arrow buffers, where NumPy batches would first copy every clip into a Python
+    bytes object and then join them (two copies of each stored byte).
+    """
 
     def __init__(self, config: ModelConfig, tasks: tuple[str, ...], with_ids: bool):
         self.config, self.tasks, self.with_ids = config, tasks, with_ids
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        frames, size = int(batch["frames"][0]), int(batch["size"][0])
-        if np.any(batch["frames"] != frames) or np.any(batch["size"] != size):
+    def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
+        lengths, sizes = batch.column("frames").to_numpy(), batch.column("size").to_numpy()
+        frames, size = int(lengths[0]), int(sizes[0])
+        if np.any(lengths != frames) or np.any(sizes != size):
             raise DataError("a batch mixes chunk lengths or sizes; ingest every shard with the same settings")
         modality = self.config.modality
-        rgb = decode_clips(batch["rgb"], batch["rgb_dtype"], (frames, size, size, 3)) \
-            if modality in ("rgb", "rgbt") else None
-        thermal = decode_clips(batch["thermal"], batch["thermal_dtype"], (frames, size, size, 1)) \
-            if modality in ("thermal", "rgbt") else None
+        rgb = _clips(batch, "rgb", (frames, size, size, 3)) if modality in ("rgb", "rgbt") else None
+        thermal = _clips(batch, "thermal", (frames, size, size, 1)) if modality in ("thermal", "rgbt") else None
         out = {"video": input_transform(model_input(rgb, thermal, self.config), self.config),
-               "fps": np.asarray(batch["fps"], dtype=np.float64)}
+               "fps": batch.column("fps").to_numpy().astype(np.float64)}
         for task in self.tasks:
-            out[task] = standardize_chunks(np.stack(batch[task]))
+            out[task] = standardize_chunks(_labels(batch, task, frames))
         if self.with_ids:
-            out["recording_id"] = np.asarray(batch["recording_id"], dtype=object)
-            out["chunk_index"] = np.asarray(batch["chunk_index"], dtype=np.int64)
+            out["recording_id"] = np.asarray(batch.column("recording_id").to_pylist(), dtype=object)
+            out["chunk_index"] = batch.column("chunk_index").to_numpy().astype(np.int64)
         return out
+
+
+def _clips(batch: pa.Table, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A batch's stored clips (n, *shape) in their stored dtype: a view of the binary
+    column's data buffer when the rows share one dtype and size (what ingest writes),
+    else `decode_clips` (mixed dtypes become float32)."""
+    column, dtypes = batch.column(name).combine_chunks(), batch.column(f"{name}_dtype").to_pylist()
+    if len(set(dtypes)) == 1 and column.null_count == 0:
+        dtype = np.dtype(dtypes[0])
+        width = np.int64 if pa.types.is_large_binary(column.type) else np.int32
+        offsets = np.frombuffer(column.buffers()[1], width)[column.offset: column.offset + len(column) + 1]
+        if np.all(np.diff(offsets) == dtype.itemsize * int(np.prod(shape))):
+            data = np.frombuffer(column.buffers()[2], np.uint8)[offsets[0]: offsets[-1]]
+            return data.view(dtype).reshape((len(column), *shape))
+    return decode_clips(column.to_pylist(), dtypes, shape)
+
+
+def _labels(batch: pa.Table, task: str, frames: int) -> np.ndarray:
+    """(n, frames) label rows of one task: a view of the list column's values."""
+    rows = batch.column(task).combine_chunks()
+    if rows.null_count or np.any(np.diff(rows.offsets.to_numpy()) != frames):
+        raise DataError(f"label column {task!r}: a row is missing or not {frames} samples long (the chunk length)")
+    return rows.flatten().to_numpy(zero_copy_only=False).reshape(len(rows), frames)
 
 
 def load_split(
@@ -82,4 +130,4 @@ def load_split(
     if with_ids:
         columns += ["recording_id", "chunk_index"]
     dataset = ray.data.read_parquet([str(f) for f in files], columns=columns)
-    return dataset.map_batches(DecodeChunks(config, tasks, with_ids), batch_format="numpy", batch_size=batch_size)
+    return dataset.map_batches(DecodeChunks(config, tasks, with_ids), batch_format="pyarrow", batch_size=batch_size)

@@ -35,7 +35,7 @@ from mmrphys.model.checkpoint import (
     check_same_variant,
 )
 from pipelines.data.shards import preprocessing_of, split_rows
-from pipelines.data.stream import load_split
+from pipelines.data.stream import load_split, ordered_execution
 from pipelines.ray_session import ensure_ray
 from pipelines.serve.evaluate import evaluate
 from pipelines.serve.pyfunc import log_pyfunc_model
@@ -133,7 +133,7 @@ def build_trainer(
         ),
         datasets=datasets,
         # only the training split is divided among workers; rank 0 validates on all of val
-        dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
+        dataset_config=ray.train.DataConfig(datasets_to_split=["train"], execution_options=ordered_execution()),
     )
 
 

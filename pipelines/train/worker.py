@@ -4,6 +4,11 @@
 worker trains on its shard of the training split; rank 0 also validates on the whole val
 split, appends to the run's history, logs to MLflow and saves the epoch's checkpoint.
 The recipe itself (optimizer, epoch, inference, metrics) is `mmrphys.training`.
+
+Every tensor the loop makes lives on `ray.train.torch.get_device()` (NCCL, the GPU
+backend, reduces CUDA tensors only); checkpoints are written from CPU copies. Random
+streams are seeded per (seed, epoch, rank), so a resumed epoch draws what the
+uninterrupted run would have drawn (docs/training.md, "Reproducibility").
 """
 
 from __future__ import annotations
@@ -34,8 +39,12 @@ from mmrphys.training import (
     ValidationOutput,
     build_optimizer,
     build_scheduler,
+    derive_seed,
     predict_chunks,
+    seed_everything,
+    state_on_cpu,
     train_epoch,
+    use_deterministic_algorithms,
     validation_metrics,
 )
 from pipelines.serve.references import fetch_model, resolve_model
@@ -43,6 +52,8 @@ from pipelines.tracking import RunLogger
 
 #: validation splits up to this size (decoded float32) are kept in rank 0's memory
 VAL_CACHE_BYTES = 512 * 1024**2
+#: training batches Ray Data formats (and copies to the GPU) ahead of the step
+PREFETCH_BATCHES = 2
 
 def _restore(model: torch.nn.Module, config: ExperimentConfig) -> dict[str, Any] | None:
     """Load the latest Ray checkpoint (after a failure or on resume), else the `init_from`
@@ -58,16 +69,12 @@ def _restore(model: torch.nn.Module, config: ExperimentConfig) -> dict[str, Any]
     return None
 
 
-def _all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
-    """Sum across workers. The tensor lives on the worker's device: NCCL (the GPU backend)
-    reduces CUDA tensors only; float64 keeps sample-weighted sums exact enough on CPU
-    (NCCL has no float64 on some GPUs, so float32 there)."""
-    if not torch.distributed.is_initialized():
-        return values
-    dtype = torch.float64 if device.type == "cpu" else torch.float32
-    tensor = torch.tensor(values, dtype=dtype, device=device)
-    torch.distributed.all_reduce(tensor)
-    return tensor.cpu().tolist()
+def _all_reduce_sum(sums: torch.Tensor) -> list[float]:
+    """Sum a worker's float64 loss sums (on its device: NCCL reduces CUDA tensors only)
+    across workers, read back once."""
+    if torch.distributed.is_initialized():
+        torch.distributed.all_reduce(sums)
+    return sums.tolist()
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -75,7 +82,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     config = ExperimentConfig.from_dict(loop_config["experiment"])
     context = ray.train.get_context()
     rank = context.get_world_rank()
-    torch.manual_seed(config.train.seed + rank)
+    seed = config.train.seed
+    use_deterministic_algorithms(config.train.deterministic)
+    # every rank starts from the same weights (DDP would broadcast rank 0's anyway)
+    seed_everything(derive_seed(seed))
     tasks, weights = config.model.tasks, config.task_weights
 
     preprocessing = PreprocessingConfig.from_dict(loop_config["preprocessing"])
@@ -107,17 +117,21 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     metric, mode = config.train.checkpoint_metric, config.train.checkpoint_mode
     for epoch in range(start_epoch, config.train.epochs):
         started = time.perf_counter()
+        epoch_seed = derive_seed(seed, epoch, rank)
+        seed_everything(epoch_seed)
         batches = train_shard.iter_torch_batches(
             batch_size=config.train.batch_size,
             dtypes=torch.float32,
+            device=device,
+            pin_memory=device.type == "cuda",
+            prefetch_batches=PREFETCH_BATCHES,
             local_shuffle_buffer_size=config.data.shuffle_buffer or None,
-            local_shuffle_seed=config.train.seed + 1000 * epoch + rank if config.data.shuffle_buffer else None,
+            local_shuffle_seed=epoch_seed if config.data.shuffle_buffer else None,
         )
         stats = train_epoch(model, batches, optimizer, scheduler, tasks=tasks, weights=weights,
                             train=config.train, device=device)
         train_seconds = time.perf_counter() - started
-        sums = _all_reduce_sum([stats.loss * stats.samples, float(stats.samples)]
-                               + [stats.task_losses[t] * stats.samples for t in tasks], device)
+        sums = _all_reduce_sum(stats.sums)
         metrics: dict[str, Any] = {"epoch": epoch, "started_at_epoch": start_epoch}
         if rank == 0:
             samples = max(sums[1], 1.0)
@@ -142,9 +156,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                 logger.log_metrics({k: v for k, v in metrics.items() if k not in ("epoch", "started_at_epoch")},
                                    step=epoch)
             with tempfile.TemporaryDirectory() as folder:
-                save_model(folder, bare_model.state_dict(), config.model, preprocessing, config.eval)
+                save_model(folder, state_on_cpu(bare_model.state_dict()), config.model, preprocessing, config.eval)
                 save_training_state(folder, {
-                    "optimizer": optimizer.state_dict(),
+                    "optimizer": state_on_cpu(optimizer.state_dict()),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "epoch": epoch,
                     "best_score": best,
