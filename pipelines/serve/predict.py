@@ -95,6 +95,8 @@ def predict_video(
 ) -> VideoPrediction:
     """Predict BVP/RSP waveforms and HR/RR for one video; write CSV, JSON and a plot."""
     video = Path(video)
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise DatasetError(f"--fps {fps:g}: expected a positive frame rate in frames per second")
     files = output_files(Path(out_dir), name or video.stem)
     existing = [str(p) for p in files.values() if p.exists()]
     if existing and not overwrite:
