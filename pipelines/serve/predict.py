@@ -181,7 +181,8 @@ def _plot(path: Path, fps: float, waveforms: dict[str, np.ndarray], rates: dict[
         else:
             rate_axis.set_title(f"{info.rate_title} over time: video shorter than {RATE_WINDOW_SECONDS:g} s")
         rate_axis.axhline(whole, color="grey", ls="--", lw=0.8, label="whole video")
-        rate_axis.set_xlabel("time (s)")
+        rate_axis.set_xlim(0, n / fps)  # the whole video's time span, windows at their centres
+        rate_axis.set_xlabel("window centre (s)")
         rate_axis.set_ylabel(info.rate_label)
         rate_axis.legend(loc="best", fontsize=8)
     FigureCanvasAgg(figure)
