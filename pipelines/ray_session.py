@@ -9,7 +9,7 @@ count only oversubscribe scheduling slots; the OS still shares the real cores.
 The console is quiet by default (docs/training.md, "What a run prints"): Ray's own logs,
 the workers' output (Ray Train's per-report lines, Ray Data's plans) and MLflow's
 info lines stay in Ray's session logs; Ray Data shows one progress bar on a terminal and
-none otherwise. `set_verbose(True)` (`mmrphys --verbose`) brings them all back.
+none otherwise. `set_verbose(True)` (`mmrphys COMMAND --verbose`) brings them all back.
 """
 
 from __future__ import annotations
@@ -40,11 +40,6 @@ def set_verbose(verbose: bool) -> None:
     if not verbose:
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-
-def is_verbose() -> bool:
-    """Whether `set_verbose(True)` was called in this process."""
-    return _VERBOSE
 
 
 def _quiet_ray_data() -> None:
