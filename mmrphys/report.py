@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mmrphys.metrics import Evaluation, plot_jitter, preprocess
+from mmrphys.metrics import Evaluation, preprocess
 from mmrphys.metrics.recordings import ROW_COLUMNS
 from mmrphys.profiles import get_profile
 from mmrphys.signals import zscore
@@ -44,11 +44,21 @@ def _finite_mean(values: list[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
-def plot_bland_altman(evaluation: Evaluation, task: str, path: Path, seed: int = 0) -> Path:
-    """Scatter of predicted vs label rates and the Bland-Altman difference plot, side by side.
+def _span(*values: np.ndarray) -> tuple[float, float]:
+    """The range the reference lines cover: the data's, widened to at least 2 units so a
+    single window (or identical ones) still gets a visible line."""
+    both = np.concatenate(values)
+    low, high = float(both.min()), float(both.max())
+    pad = max(1.0, 0.05 * (high - low))
+    return low - pad, high + pad
 
-    Points get a seeded jitter of 1% of their range for visibility only; the bias and
-    limit lines come from the unjittered `evaluation.summary`.
+
+def bland_altman_figure(evaluation: Evaluation, task: str) -> Figure:
+    """Scatter of predicted vs label rates (with y = x) and the Bland-Altman difference plot
+    (with zero, the bias and the 95% limits), side by side.
+
+    Points are drawn where they are, never jittered: coinciding windows show as a darker
+    point through transparency, and the title counts the windows.
     """
     rows = [r for r in _rows_of(evaluation, task) if math.isfinite(r["rate_pred"]) and math.isfinite(r["rate_label"])]
     pred = np.array([r["rate_pred"] for r in rows])
@@ -58,49 +68,62 @@ def plot_bland_altman(evaluation: Evaluation, task: str, path: Path, seed: int =
     minus_label = get_profile(evaluation.profile).bland_altman_sign == "pred_minus_label"
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     scatter, difference = fig.subplots(1, 2)
-    jit_label, jit_pred = plot_jitter(label, seed=seed), plot_jitter(pred, seed=seed + 1)
-    scatter.scatter(jit_label, jit_pred, s=14, alpha=0.7)
+    scatter.scatter(label, pred, s=18, alpha=0.45, linewidths=0)
+    diff = (pred - label) if minus_label else (label - pred)
+    mean = (pred + label) / 2
+    difference.scatter(mean, diff, s=18, alpha=0.45, linewidths=0)
     if rows:
-        low, high = min(label.min(), pred.min()), max(label.max(), pred.max())
+        low, high = _span(label, pred)
         scatter.plot([low, high], [low, high], color="grey", lw=1, label="y = x")
-        scatter.legend(loc="upper left")
-    scatter.set(xlabel=f"label {name} ({unit})", ylabel=f"predicted {name} ({unit})", title=f"{name}: prediction vs label")
-    diff = (jit_pred - jit_label) if minus_label else (jit_label - jit_pred)
-    difference.scatter((jit_pred + jit_label) / 2, diff, s=14, alpha=0.7)
-    drawn = False
-    for key, style, text in (("BA_bias", "-", "bias"), ("BA_loa_lower", "--", "95% limits"), ("BA_loa_upper", "--", None)):
-        value = stats.get(key)
-        if value is not None and math.isfinite(value):
-            difference.axhline(value, color="crimson", ls=style, lw=1, label=None if text is None else f"{text} {value:.2f}")
-            drawn = True
-    if drawn:
-        difference.legend(loc="upper right", fontsize="small")
+        scatter.legend(loc="upper left", fontsize="small")
+        difference.axhline(0.0, color="grey", lw=1, label="zero")
+        lower, upper = stats.get("BA_loa_lower"), stats.get("BA_loa_upper")
+        limits = f"95% limits {lower:.2f}, {upper:.2f}" if lower is not None and math.isfinite(lower) else None
+        for key, style, text in (("BA_bias", "-", "bias {:.2f}"), ("BA_loa_lower", "--", limits),
+                                 ("BA_loa_upper", "--", None)):
+            value = stats.get(key)
+            if value is not None and math.isfinite(value):
+                difference.axhline(value, color="crimson", ls=style, lw=1,
+                                   label=None if text is None else text.format(value))
+        difference.legend(loc="best", fontsize="small")
     sign = "prediction - label" if minus_label else "label - prediction"
+    scatter.set(xlabel=f"label {name} ({unit})", ylabel=f"predicted {name} ({unit})", title=f"{name}: prediction vs label")
     difference.set(xlabel=f"mean of the two ({unit})", ylabel=f"{sign} ({unit})", title="Bland-Altman")
-    fig.suptitle(f"{task.upper()} ({evaluation.profile} profile, {len(rows)} windows, MAE {stats['MAE']:.2f})")
-    return _save(fig, path)
+    mae = stats.get("MAE")
+    windows = f"{len(rows)} window" + ("" if len(rows) == 1 else "s")
+    fig.suptitle(f"{task.upper()} ({evaluation.profile} profile, {windows}"
+                 + (f", MAE {mae:.2f}" if mae is not None and math.isfinite(mae) else "")
+                 + "; overlapping points look darker)")
+    return fig
 
 
-def plot_waveforms(
+def plot_bland_altman(evaluation: Evaluation, task: str, path: Path) -> Path:
+    """Write `bland_altman_figure` to `path`."""
+    return _save(bland_altman_figure(evaluation, task), path)
+
+
+def waveforms_figure(
     evaluation: Evaluation,
     task: str,
     waveforms: Mapping[str, tuple[np.ndarray, np.ndarray]],
     fs: float | Mapping[str, float],
-    path: Path,
     max_recordings: int = 4,
     max_seconds: float = 30.0,
-) -> Path:
+) -> Figure:
     """Overlay of processed (profile's band-pass, z-scored) prediction and label for the first
-    recordings, with their estimated rates in the legend."""
+    `max_recordings` recordings, at most `max_seconds` of each (the title says what part of
+    how long a recording is shown), with their estimated rates in the legend."""
     rows = _rows_of(evaluation, task)
-    recordings = [rec for rec in dict.fromkeys(r["recording_id"] for r in rows) if rec in waveforms][:max_recordings]
+    all_recordings = [rec for rec in dict.fromkeys(r["recording_id"] for r in rows) if rec in waveforms]
+    recordings = all_recordings[:max_recordings]
     fig = Figure(figsize=(10, 2.2 * max(1, len(recordings))), layout="constrained")
     axes = np.atleast_1d(fig.subplots(max(1, len(recordings)), 1, squeeze=False)[:, 0])
     unit = UNITS[task]
     for ax, rec in zip(axes, recordings):
         rec_fs = float(fs[rec] if isinstance(fs, Mapping) else fs)
         pred, label = waveforms[rec]
-        n = min(len(label), int(max_seconds * rec_fs))
+        total = min(len(label), len(pred))
+        n = min(total, int(max_seconds * rec_fs))
         t = np.arange(n) / rec_fs
         mine = [r for r in rows if r["recording_id"] == rec]
         rate_pred, rate_label = (_finite_mean([r[k] for r in mine]) for k in ("rate_pred", "rate_label"))
@@ -110,12 +133,20 @@ def plot_waveforms(
         ):
             shown = zscore(preprocess(values, rec_fs, task, evaluation.profile, evaluation.label_diff))[:n]
             ax.plot(t, shown, color=colour, lw=1.1, label=f"{who}: {rate:.1f} {unit}")
-        ax.set_title(f"{rec}", fontsize="medium", loc="left")
+        part = f"first {n / rec_fs:.0f} s of {total / rec_fs:.0f} s" if n < total else f"all {total / rec_fs:.0f} s"
+        ax.set_title(f"{rec} ({part})", fontsize="medium", loc="left")
         ax.legend(loc="upper right", fontsize="small")
         ax.set_ylabel("z-score")
     axes[-1].set_xlabel("time (s)")
-    fig.suptitle(f"{task.upper()} waveforms ({evaluation.profile} profile, band-passed)")
-    return _save(fig, path)
+    shown_of = f"; {len(recordings)} of {len(all_recordings)} recordings" if len(recordings) < len(all_recordings) else ""
+    fig.suptitle(f"{task.upper()} waveforms ({evaluation.profile} profile, band-passed{shown_of})")
+    return fig
+
+
+def plot_waveforms(evaluation: Evaluation, task: str, waveforms: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                   fs: float | Mapping[str, float], path: Path) -> Path:
+    """Write `waveforms_figure` to `path`."""
+    return _save(waveforms_figure(evaluation, task, waveforms, fs), path)
 
 
 def write_tables(evaluation: Evaluation, out_dir: Path) -> dict[str, Path]:

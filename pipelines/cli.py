@@ -4,6 +4,10 @@ Subcommand modules are imported only when their command runs (importlib below), 
 `mmrphys model` does not pay for importing Ray or MLflow. A user error (bad input, bad
 config, a missing file: `mmrphys.errors.UserError`) prints as `error: ...` on stderr
 with exit status 2; anything else is a bug and keeps its traceback.
+
+Every command takes `--verbose`: without it the console shows our own lines only
+(progress, epochs, results, where outputs went) and Ray's and MLflow's logs stay in
+Ray's session folder (`pipelines.ray_session.set_verbose`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import importlib
 import sys
 
 from mmrphys.errors import UserError
+from pipelines.ray_session import set_verbose
 
 # command name -> (module defining `register(parser)` and `run(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -37,9 +42,12 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object]:
     parser = argparse.ArgumentParser(prog="mmrphys", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = next((a for a in argv if not a.startswith("-")), None)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true",
+                        help="show Ray's and MLflow's own logs (default: our progress and results only)")
     module = None
     for name, (path, help_line) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_line, description=help_line)
+        p = sub.add_parser(name, help=help_line, description=help_line, parents=[common])
         if name == chosen:
             module = importlib.import_module(path)
             module.register(p)
@@ -51,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, module = build_parser(argv)
     args = parser.parse_args(argv)
+    set_verbose(args.verbose)
     try:
         return int(module.run(args) or 0)
     except UserError as err:

@@ -5,15 +5,54 @@ cluster starts with at least `min_cpus` logical CPUs: Ray Data's read and map ta
 need a CPU slot, and on a 2-core machine 2 training workers at 1 CPU each would leave
 none, so the stream stalls forever (docs/cluster.md, "CPUs on a small machine"). Logical CPUs above the core
 count only oversubscribe scheduling slots; the OS still shares the real cores.
+
+The console is quiet by default (docs/training.md, "What a run prints"): Ray's own logs,
+the workers' output (Ray Train's per-report lines, Ray Data's plans) and MLflow's
+info lines stay in Ray's session logs; Ray Data shows one progress bar on a terminal and
+none otherwise. `set_verbose(True)` (`mmrphys COMMAND --verbose`) brings them all back.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from pathlib import Path
 
 #: the folder holding `mmrphys/` and `pipelines/`, so workers import this same code
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+#: whether Ray's and MLflow's own logs reach the console (set by `set_verbose`)
+_VERBOSE = False
+
+
+def set_verbose(verbose: bool) -> None:
+    """Quiet (default) or verbose console for this process; call before Ray starts.
+
+    Quiet: MLflow and Ray log warnings and errors only, the Ray core's C++ lines (e.g.
+    "constructor arguments in the object store and max_restarts > 0", said of every
+    actor pool) are off, and MLflow's per-file download bars are off.
+    """
+    global _VERBOSE
+    _VERBOSE = verbose
+    for name in ("ray", "mlflow"):
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    if not verbose:
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def _quiet_ray_data() -> None:
+    """Ray Data on the driver: one overall progress bar on a terminal, none otherwise; its
+    plans and per-operator status only with --verbose."""
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = _VERBOSE or sys.stdout.isatty()
+    context.enable_operator_progress_bars = _VERBOSE
+    if not _VERBOSE:
+        # Ray Data configures its own logger when imported, at INFO
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 def ensure_ray(min_cpus: float = 0) -> None:
@@ -23,10 +62,15 @@ def ensure_ray(min_cpus: float = 0) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    _quiet_ray_data()
+    console = {"log_to_driver": _VERBOSE, "logging_level": logging.INFO if _VERBOSE else logging.WARNING}
     if os.environ.get("RAY_ADDRESS"):
         # a cluster job ships its code with its own runtime_env (cluster/ submit helper)
-        ray.init()
+        ray.init(**console)
         return
+    # Ray 2.60 turns token authentication on for a new local cluster and warns that it did;
+    # asking for it keeps it on without the warning
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
     pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
     cores = os.cpu_count() or 1
     # two slots beyond the training workers keep Ray Data's read and map tasks schedulable
@@ -35,6 +79,7 @@ def ensure_ray(min_cpus: float = 0) -> None:
         num_cpus=num_cpus,
         dashboard_host="127.0.0.1",
         runtime_env={"env_vars": {"PYTHONPATH": pythonpath}},
+        **console,
     )
 
 

@@ -60,6 +60,16 @@ def local_store_dir(uri: str) -> Path | None:
     return None
 
 
+def check_store_exists(uri: str, what: str) -> None:
+    """Refuse, naming the store, to look up `what` in a SQLite store that does not exist:
+    MLflow would create an empty database there just to find nothing in it."""
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        raise TrackingError(
+            f"{what}: no tracking store at {uri} (looked in {local_store_dir(uri)}); pass --tracking-uri "
+            "or set MLFLOW_TRACKING_URI to the store that holds it"
+        )
+
+
 def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
     """Fail early, with the URI in the message, if the store cannot be reached or written."""
     scheme = urllib.parse.urlparse(uri).scheme

@@ -13,7 +13,6 @@ from mmrphys.metrics import (
     assemble_recordings,
     bland_altman,
     evaluate_recordings,
-    plot_jitter,
     summarize,
     waveform_rates,
     window_bounds,
@@ -97,14 +96,6 @@ def test_bland_altman_reference_and_default():
     default = bland_altman(PRED, LABEL)
     assert default["BA_bias"] == pytest.approx(-d.mean())
     assert default["BA_loa_lower"] == pytest.approx(-d.mean() - 1.96 * sd)
-
-
-def test_plot_jitter_is_seeded_and_leaves_the_input_alone():
-    values = PRED.copy()
-    a, b = plot_jitter(values, seed=3), plot_jitter(values, seed=3)
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(values, PRED)
-    assert np.all(np.abs(a - PRED) <= 0.01 * np.ptp(PRED)) and not np.array_equal(a, PRED)
 
 
 def test_assemble_recordings_orders_chunks_and_standardises_like_mmrphys():

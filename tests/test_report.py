@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mmrphys.metrics import evaluate_recordings
-from mmrphys.report import write_report
+from mmrphys.report import bland_altman_figure, waveforms_figure, write_report
 
 FS = 30.0
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -72,3 +72,38 @@ def test_report_of_a_constant_model(tmp_path, signals):
     files = write_report(evaluation, tmp_path, waveforms=waveforms, fs=FS)
     assert all(p.stat().st_size > 0 for p in files.values())
     assert json.loads(files["evaluation_json"].read_text())["summary"]["bvp"]["MAE"] is None
+
+
+def _one_window():
+    t = np.arange(int(60 * FS)) / FS
+    label = np.sin(2 * np.pi * 1.2 * t)
+    return {"bvp": {"rec": label.copy()}}, {"bvp": {"rec": label}}
+
+
+def test_bland_altman_points_are_not_jittered_and_listed_lines_are_drawn():
+    preds, labels = _one_window()
+    evaluation = evaluate_recordings(preds, labels, FS, tasks=("bvp",))
+    row = evaluation.per_recording[0]
+    assert row["rate_pred"] == row["rate_label"]  # an exact window: error 0
+    figure = bland_altman_figure(evaluation, "bvp")
+    scatter, difference = figure.axes[:2]
+    np.testing.assert_array_equal(scatter.collections[0].get_offsets(), [[row["rate_label"], row["rate_pred"]]])
+    np.testing.assert_array_equal(difference.collections[0].get_offsets()[:, 1], [0.0])
+    # one window: y = x is still a visible line, and the zero line is there as the legend says
+    (identity,) = [line for line in scatter.get_lines() if line.get_label() == "y = x"]
+    xs, ys = identity.get_data()
+    assert xs[1] - xs[0] >= 2 and list(xs) == list(ys)
+    labels_shown = [text.get_text() for text in difference.get_legend().get_texts()]
+    assert "zero" in labels_shown and "bias 0.00" in labels_shown
+    assert all(any(line.get_label() == text for line in difference.get_lines()) for text in labels_shown)
+    assert "1 window," in figure._suptitle.get_text()
+
+
+def test_a_cropped_waveform_says_how_much_of_the_recording_it_shows():
+    preds, labels = _one_window()
+    evaluation = evaluate_recordings(preds, labels, FS, tasks=("bvp",))
+    figure = waveforms_figure(evaluation, "bvp", {"rec": (preds["bvp"]["rec"], labels["bvp"]["rec"])}, FS)
+    assert figure.axes[0].get_title(loc="left") == "rec (first 30 s of 60 s)"
+    whole = waveforms_figure(evaluation, "bvp", {"rec": (preds["bvp"]["rec"], labels["bvp"]["rec"])}, FS,
+                             max_seconds=90)
+    assert whole.axes[0].get_title(loc="left") == "rec (all 60 s)"

@@ -137,3 +137,28 @@ def test_register_command_adds_versions_and_moves_aliases(trained_run, capsys):
     assert str(client(uri).get_model_version_by_alias("tiny-copy", "prod").version) == "1"
     assert main(["register", "--run", "0" * 32, "--name", "tiny-copy", "--tracking-uri", uri]) == 2
     assert "cannot fetch" in capsys.readouterr().err
+
+
+def test_predict_writes_rates_over_time_named_by_recording(tmp_path, capsys):
+    from mmrphys.config import SyntheticConfig
+    from mmrphys.data.synthetic import generate_dataset
+
+    generate_dataset(tmp_path / "raw", subjects=1, seconds=14.0, seed=4, config=SyntheticConfig(width=64, height=48))
+    (recording,) = [p for p in (tmp_path / "raw").iterdir() if p.is_dir()]
+    command = ["predict", str(recording / "rgb.avi"), "--model", "pos", "--face-boxes",
+               str(recording / "face_boxes.csv"), "--out", str(tmp_path / "out"), "--name", "S01"]
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    for kind, suffix in (("waveforms", "_waveforms.csv"), ("rates", "_rates.csv"), ("rates_json", "_rates.json"),
+                         ("plot", "_prediction.png")):
+        assert f"  {kind}: {tmp_path / 'out' / ('S01' + suffix)}" in printed
+    with open(tmp_path / "out" / "S01_rates.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    # the whole video, then a 10 s window every second: 14 s gives windows starting at 0..4 s
+    assert [r["window"] for r in rows] == ["whole"] + ["10s"] * 5
+    assert [float(r["start_s"]) for r in rows[1:]] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    saved = json.loads((tmp_path / "out" / "S01_rates.json").read_text())
+    assert saved["whole"]["heart_rate_bpm"] == pytest.approx(float(rows[0]["heart_rate_bpm"]), abs=0.01)
+    assert [w["start_s"] for w in saved["over_time"]] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert main(command) == 2 and "S01_waveforms.csv exists: pass --name" in capsys.readouterr().err
+    assert main([*command, "--overwrite"]) == 0

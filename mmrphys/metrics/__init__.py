@@ -11,7 +11,7 @@ from mmrphys.metrics.recordings import (
     evaluate_recordings,
     window_bounds,
 )
-from mmrphys.metrics.summary import Summary, bland_altman, plot_jitter, summarize
+from mmrphys.metrics.summary import Summary, bland_altman, summarize
 from mmrphys.metrics.window import (
     WindowRates,
     min_window_samples,
@@ -34,7 +34,6 @@ __all__ = [
     "evaluate_recordings",
     "get_profile",
     "min_window_samples",
-    "plot_jitter",
     "preprocess",
     "summarize",
     "waveform_rates",

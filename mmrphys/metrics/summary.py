@@ -175,14 +175,3 @@ def bland_altman(
     half = LOA_Z * prof.bland_altman_loa_scale * sd
     return {"BA_bias": bias, "BA_sd": sd, "BA_loa_lower": bias - half, "BA_loa_upper": bias + half}
 
-
-def plot_jitter(values: Sequence[float] | np.ndarray, fraction: float = 0.01, seed: int = 0) -> np.ndarray:
-    """A jittered copy of `values` for scatter plots: uniform noise of +-`fraction` of their range.
-
-    Seeded and never in place, so statistics computed from `values` stay exact.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    finite = values[np.isfinite(values)]
-    spread = float(np.ptp(finite)) if finite.size else 0.0
-    rng = np.random.default_rng(seed)
-    return values + rng.uniform(-fraction, fraction, size=values.shape) * spread

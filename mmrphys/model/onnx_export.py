@@ -16,7 +16,10 @@ model does).
 from __future__ import annotations
 
 import copy
+import contextlib
 import json
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +100,22 @@ def _traced(model: nn.Module) -> tuple[nn.Module, int, dict]:
     return graph, config.frames + 1, {0: batch, 2: 4 * quarter + 1}
 
 
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The exporter's notes that do not concern our graphs, silenced while it runs: one
+    warning per torchvision operator it cannot register when torchvision is not installed
+    (we use none), and torch's own deprecation of `LeafSpec` inside its tracer."""
+    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry.level
+    registry.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
+            yield
+    finally:
+        registry.setLevel(level)
+
+
 def export_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
     """Export the inference path of `model` (float32) to `path`; returns the path.
 
@@ -116,7 +135,7 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
     graph, frames, dynamic_video = _traced(copy.deepcopy(model).float().eval())
     graph.eval()
     example = torch.rand(2, config.in_channels, frames, config.resolution, config.resolution)
-    with torch.no_grad():
+    with torch.no_grad(), _quiet_exporter():
         program = torch.onnx.export(
             graph,
             (example,),

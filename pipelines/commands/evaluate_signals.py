@@ -10,14 +10,19 @@ import sys
 from mmrphys.metrics import evaluate_recordings
 from mmrphys.profiles import PROFILES, TASKS
 from mmrphys.report import write_report
-from pipelines.data.signal_files import SignalFileError, read_signals
+from pipelines.data.signal_files import SignalFileError, check_not_self_scored, read_signals, sampling_rates
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the command's arguments."""
-    parser.add_argument("--predictions", required=True, help="predicted waveforms (.npz, .npy, .csv, .parquet)")
-    parser.add_argument("--labels", required=True, help="label waveforms, same layout and recording ids")
-    parser.add_argument("--fs", type=float, help="sampling rate in Hz (default: the files' fps column or key)")
+    parser.add_argument("--predictions", required=True,
+                        help="predicted waveforms (.npz, .npy, .csv, .parquet, or batch prediction's waveforms/ folder)")
+    parser.add_argument("--labels",
+                        help="label waveforms, same layout and recording ids (default: the label_<task> columns "
+                             "of the predictions file, as batch prediction writes them)")
+    parser.add_argument("--fs", type=float,
+                        help="sampling rate in Hz; required unless a file has an fps column (or key), "
+                             "and overrides the files' fps when given")
     parser.add_argument("--tasks", nargs="+", choices=TASKS, help="tasks to score (default: those in both files)")
     parser.add_argument("--profile", default="default", choices=list(PROFILES), help="evaluation profile")
     parser.add_argument("--method", default="fft", choices=["fft", "peak"], help="rate estimator")
@@ -52,14 +57,13 @@ def run(args: argparse.Namespace) -> int:
     """Read both files, evaluate, print the table; 2 on bad input."""
     try:
         requested = tuple(args.tasks) if args.tasks else None
-        predictions = read_signals(args.predictions, requested)
-        labels = read_signals(args.labels, requested)
+        predictions = read_signals(args.predictions, requested, role="predictions")
+        labels = read_signals(args.labels or args.predictions, requested, role="labels")
         tasks = tuple(t for t in labels.signals if t in predictions.signals)
         if not tasks:
             raise SignalFileError(f"{args.predictions} and {args.labels} share no task ({list(TASKS)})")
-        fs = args.fs if args.fs is not None else (labels.fps or predictions.fps)
-        if fs is None:
-            raise SignalFileError("no sampling rate: pass --fs or give the files an fps column (or key)")
+        check_not_self_scored(predictions, labels, tasks)
+        fs = sampling_rates(args.fs, predictions, labels)
         evaluation = evaluate_recordings(
             predictions.signals,
             labels.signals,

@@ -23,6 +23,6 @@ def run(args: argparse.Namespace) -> int:
     config = artifact.config
     args.out.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(model, args.out)
-    print(f"wrote {args.out} ({config.architecture}, {config.modality} {config.resolution}x{config.resolution}, "
+    print(f"wrote {args.out.resolve()} ({config.architecture}, {config.modality} {config.resolution}x{config.resolution}, "
           f"tasks {list(config.tasks)})")
     return 0

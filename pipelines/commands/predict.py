@@ -40,7 +40,7 @@ def run_single(args: argparse.Namespace) -> int:
         print(f"  {name.replace('_', ' ')}: {shown}")
     print(f"  rates over time: {len(result.rates_over_time)} windows")
     for kind, path in result.files.items():
-        print(f"  {kind}: {path}")
+        print(f"  {kind}: {path.resolve()}")
     return 0
 
 

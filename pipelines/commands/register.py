@@ -17,6 +17,7 @@ from pipelines.serve.pyfunc import log_pyfunc_model
 from pipelines.serve.references import FORMS, fetch_model, model_folder
 from pipelines.tracking import (
     RunLogger,
+    check_store_exists,
     register_model,
     resolve_tracking_uri,
     set_alias,
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if args.version:
         if not args.alias:
             raise UserError("--version needs --alias (the alias to move to that version)")
+        check_store_exists(uri, f"models:/{args.name}/{args.version}")
         set_alias(uri, args.name, args.alias, args.version)
         version = args.version
     elif args.run:
@@ -59,5 +61,6 @@ def run(args: argparse.Namespace) -> int:
             version = register_model(uri, info.model_uri, args.name, alias=args.alias or "", config=config).version
             logger.finish("FINISHED")
         print(f"logged {args.model} in MLflow run {run_id}")
-    print(f"models:/{args.name}/{version}" + (f"  (models:/{args.name}@{args.alias})" if args.alias else ""))
+    print(f"models:/{args.name}/{version}" + (f"  (models:/{args.name}@{args.alias})" if args.alias else "")
+          + f" in {uri}")
     return 0

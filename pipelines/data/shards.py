@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Iterable
 
+import pyarrow.parquet as pq
+
 from mmrphys.config import ConfigError, PreprocessingConfig
 from mmrphys.data.recording import DatasetError
 from mmrphys.data.schema import SCHEMA_VERSION, SchemaError, check_shard
@@ -95,13 +97,18 @@ def check_split(
                 f"{where}: modality {modality!r} needs thermal frames, which {len(lacking)} recordings lack: {lacking[:5]}"
             )
     files = [shards_dir / r["shard"] for r in recordings]
-    for file in files:
+    for file, recording in zip(files, recordings):
         if not file.is_file():
             raise DataError(f"{file}: shard listed in the manifest is missing")
         try:
             check_shard(file)
+            rows = pq.read_metadata(file).num_rows
         except SchemaError as err:
             raise DataError(str(err)) from err
+        # an edited manifest, or a shard swapped for another recording's, shows as a count that disagrees
+        if rows != recording["chunks"]:
+            raise DataError(f"{file}: holds {rows} chunks, the manifest says {recording['chunks']} for "
+                            f"{recording['recording_id']}; the manifest was edited or the shard replaced: re-run the ingest")
     return files
 
 

@@ -7,8 +7,12 @@ Layouts (task columns/keys are "bvp" and "rsp"):
 - `.npy`: one array (1-D or 2-D as above) for the single task asked for.
 - `.csv` / `.parquet`, long: one row per sample, columns `recording_id` (optional),
   `chunk_index` (optional, chunks joined in index order), `fps` (optional), one column per task.
-- `.parquet`, chunked: the same columns with list-valued task columns, one row per chunk
-  (as batch prediction writes them); chunks are joined in `chunk_index` order.
+- `.parquet`, chunked: the same columns with list-valued task columns, one row per chunk;
+  chunks are joined in `chunk_index` order.
+- batch prediction's output (`mmrphys predict --input ... --out DIR`: the Parquet files of
+  `DIR/waveforms/`, or that folder): `pred_<task>` and `label_<task>` columns. Read as
+  predictions, a file's `pred_<task>` column is used; read as labels, its `label_<task>`
+  column; a plain `<task>` column serves either role.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from mmrphys.errors import UserError
 from mmrphys.metrics import assemble_recordings
 from mmrphys.profiles import TASKS
 
+#: the column prefix each role reads in a table that holds both (batch prediction's output)
+ROLE_PREFIX = {"predictions": "pred_", "labels": "label_"}
+
 
 class SignalFileError(UserError, ValueError):
     """A signal file is missing, unreadable or laid out in a way we do not read."""
@@ -37,6 +44,8 @@ class SignalFile:
 
     signals: dict[str, dict[str, np.ndarray]]
     fps: dict[str, float] | None
+    #: the file, and the column or key each task was read from (to refuse scoring a file against itself)
+    source: tuple[Path, dict[str, str]] | None = None
 
 
 def _from_arrays(path: Path, arrays: dict[str, np.ndarray], tasks: tuple[str, ...] | None) -> SignalFile:
@@ -59,18 +68,30 @@ def _from_arrays(path: Path, arrays: dict[str, np.ndarray], tasks: tuple[str, ..
     if "fps" in arrays:
         rate = float(np.asarray(arrays["fps"]).reshape(-1)[0])
         fps = {rec: rate for task in signals for rec in signals[task]}
-    return SignalFile(signals, fps)
+    return SignalFile(signals, fps, (path.resolve(), {task: task for task in signals}))
 
 
-def _from_table(path: Path, table: pa.Table, tasks: tuple[str, ...] | None) -> SignalFile:
+def _task_column(columns: list[str], task: str, role: str) -> str | None:
+    """The column holding `task` for `role`: `pred_bvp` / `label_bvp` where the table has
+    it, else plain `bvp`."""
+    for name in (ROLE_PREFIX[role] + task, task):
+        if name in columns:
+            return name
+    return None
+
+
+def _from_table(path: Path, table: pa.Table, tasks: tuple[str, ...] | None, role: str) -> SignalFile:
     columns = table.column_names
+    wanted = tasks or TASKS
+    source = {t: c for t in wanted if (c := _task_column(columns, t, role)) is not None}
+    expected = " or ".join(f"{ROLE_PREFIX[role]}<task>" if p else "<task>" for p in (True, False))
     if tasks is None:
-        tasks = tuple(t for t in TASKS if t in columns)
+        tasks = tuple(source)
         if not tasks:
-            raise SignalFileError(f"{path}: no task column ({list(TASKS)}); columns: {columns}")
-    missing = [t for t in tasks if t not in columns]
+            raise SignalFileError(f"{path}: no {role} column ({expected}, tasks {list(TASKS)}); columns: {columns}")
+    missing = [t for t in tasks if t not in source]
     if missing:
-        raise SignalFileError(f"{path}: no column {missing} (columns: {columns})")
+        raise SignalFileError(f"{path}: no {role} column for {missing} ({expected}; columns: {columns})")
     rows = table.num_rows
     if rows == 0:
         raise SignalFileError(f"{path}: the table has no rows")
@@ -78,24 +99,24 @@ def _from_table(path: Path, table: pa.Table, tasks: tuple[str, ...] | None) -> S
     chunks = table["chunk_index"].to_pylist() if "chunk_index" in columns else None
     signals: dict[str, dict[str, np.ndarray]] = {}
     for task in tasks:
-        column = table[task]
+        column = table[source[task]]
         values = column.to_pylist()
         if any(v is None for v in values):
-            raise SignalFileError(f"{path}: column {task!r} has empty (null) entries")
+            raise SignalFileError(f"{path}: column {source[task]!r} has empty (null) entries")
         if pa.types.is_list(column.type) or pa.types.is_large_list(column.type) or pa.types.is_fixed_size_list(column.type):
             order = chunks if chunks is not None else _appearance_order(ids)
             signals[task] = assemble_recordings(ids, order, [np.asarray(v, dtype=np.float64) for v in values])
         elif pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
             signals[task] = _group_samples(ids, chunks, np.asarray(values, dtype=np.float64))
         else:
-            raise SignalFileError(f"{path}: column {task!r} holds {column.type}, expected numbers or lists of numbers")
+            raise SignalFileError(f"{path}: column {source[task]!r} holds {column.type}, expected numbers or lists of numbers")
     fps = None
     if "fps" in columns:
         fps = {}
         for rec, rate in zip(ids, table["fps"].to_pylist()):
             if fps.setdefault(rec, float(rate)) != float(rate):
                 raise SignalFileError(f"{path}: recording {rec!r} has more than one fps value")
-    return SignalFile(signals, fps)
+    return SignalFile(signals, fps, (path.resolve(), {t: source[t] for t in tasks}))
 
 
 def _appearance_order(ids: list[str]) -> list[int]:
@@ -117,9 +138,15 @@ def _group_samples(ids: list[str], chunks: list[int] | None, values: np.ndarray)
     return {rec: values[rows] for rec, rows in out.items()}
 
 
-def read_signals(path: str | Path, tasks: tuple[str, ...] | None = None) -> SignalFile:
-    """Read the `tasks` waveforms (default: every task the file has) of every recording in `path`."""
+def read_signals(path: str | Path, tasks: tuple[str, ...] | None = None, role: str = "predictions") -> SignalFile:
+    """Read the `tasks` waveforms (default: every task the file has) of every recording in
+    `path`, as `role` ("predictions" or "labels": which columns of a table holding both)."""
     path = Path(path)
+    if path.is_dir() and any(path.glob("*.parquet")):
+        try:
+            return _from_table(path, pyarrow.parquet.read_table(path), tasks, role)
+        except (OSError, pa.ArrowException) as err:
+            raise SignalFileError(f"{path}: cannot read its Parquet files: {err}") from None
     if not path.is_file():
         raise SignalFileError(f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -132,11 +159,45 @@ def read_signals(path: str | Path, tasks: tuple[str, ...] | None = None) -> Sign
                 raise SignalFileError(f"{path}: a .npy file holds one task; name exactly one with --tasks")
             return _from_arrays(path, {tasks[0]: np.load(path, allow_pickle=False)}, tasks)
         if suffix == ".csv":
-            return _from_table(path, pyarrow.csv.read_csv(path), tasks)
+            return _from_table(path, pyarrow.csv.read_csv(path), tasks, role)
         if suffix == ".parquet":
-            return _from_table(path, pyarrow.parquet.read_table(path), tasks)
+            return _from_table(path, pyarrow.parquet.read_table(path), tasks, role)
     except (OSError, pa.ArrowException, ValueError) as err:
         if isinstance(err, SignalFileError):
             raise
         raise SignalFileError(f"{path}: cannot read it as {suffix[1:]}: {err}") from err
     raise SignalFileError(f"{path}: unsupported file type {suffix!r} (use .npz, .npy, .csv or .parquet)")
+
+
+def check_not_self_scored(predictions: SignalFile, labels: SignalFile, tasks: tuple[str, ...]) -> None:
+    """Refuse labels that are the very samples being scored: the same file read from the
+    same column (or key) for a task."""
+    if predictions.source is None or labels.source is None or predictions.source[0] != labels.source[0]:
+        return
+    same = [t for t in tasks if predictions.source[1].get(t) == labels.source[1].get(t)]
+    if same:
+        path, column = predictions.source[0], predictions.source[1][same[0]]
+        raise SignalFileError(
+            f"{path}: --predictions and --labels both read column {column!r}; that scores the predictions "
+            "against themselves. Give the label file with --labels, or a file with label_<task> columns"
+        )
+
+
+def sampling_rates(flag: float | None, predictions: SignalFile, labels: SignalFile) -> float | dict[str, float]:
+    """The rule for the sampling rate: `--fs` when given (it overrides the files); else the
+    files' fps (column or key), which must agree where both files have one; else an error."""
+    if flag is not None:
+        if not flag > 0:
+            raise SignalFileError(f"--fs {flag:g}: expected a positive sampling rate in Hz")
+        return flag
+    if labels.fps and predictions.fps:
+        for rec, rate in labels.fps.items():
+            other = predictions.fps.get(rec, rate)
+            if not np.isclose(other, rate):
+                raise SignalFileError(f"recording {rec!r}: fps {other:g} in the predictions, {rate:g} in the labels; "
+                                      "fix the files or pass --fs")
+    fps = labels.fps or predictions.fps
+    if fps is None:
+        raise SignalFileError("no sampling rate: neither file has an fps column (CSV/Parquet) or key (.npz); "
+                              "pass --fs HZ")
+    return fps

@@ -95,6 +95,8 @@ def predict_video(
 ) -> VideoPrediction:
     """Predict BVP/RSP waveforms and HR/RR for one video; write CSV, JSON and a plot."""
     video = Path(video)
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise DatasetError(f"--fps {fps:g}: expected a positive frame rate in frames per second")
     files = output_files(Path(out_dir), name or video.stem)
     existing = [str(p) for p in files.values() if p.exists()]
     if existing and not overwrite:
@@ -179,7 +181,8 @@ def _plot(path: Path, fps: float, waveforms: dict[str, np.ndarray], rates: dict[
         else:
             rate_axis.set_title(f"{info.rate_title} over time: video shorter than {RATE_WINDOW_SECONDS:g} s")
         rate_axis.axhline(whole, color="grey", ls="--", lw=0.8, label="whole video")
-        rate_axis.set_xlabel("time (s)")
+        rate_axis.set_xlim(0, n / fps)  # the whole video's time span, windows at their centres
+        rate_axis.set_xlabel("window centre (s)")
         rate_axis.set_ylabel(info.rate_label)
         rate_axis.legend(loc="best", fontsize=8)
     FigureCanvasAgg(figure)

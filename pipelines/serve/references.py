@@ -29,7 +29,7 @@ from mmrphys.inference import ModelArtifact, is_model_folder, load_model, save_m
 from mmrphys.inference.artifact import is_reference_checkpoint
 from mmrphys.model import build_model
 from mmrphys.model.checkpoint import CheckpointError
-from pipelines.tracking import local_store_dir, resolve_tracking_uri
+from pipelines.tracking import TrackingError, check_store_exists, resolve_tracking_uri
 
 #: subfolder of a logged pyfunc model that holds our artifact
 PYFUNC_ARTIFACTS = "artifacts"
@@ -59,13 +59,10 @@ def _local_model(path: Path, ref: str) -> Path:
 def _fetch_from_mlflow(ref: str, tracking_uri: str | None) -> Path:
 
     uri = resolve_tracking_uri(tracking_uri or "")
-    store = local_store_dir(uri)
-    # MLflow creates an empty SQLite database where none exists: look before touching it
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
-        raise ModelRefError(
-            f"model reference {ref}: no tracking store at {uri} (looked in {store}); pass --tracking-uri "
-            "or set MLFLOW_TRACKING_URI to the store that holds the model"
-        )
+    try:
+        check_store_exists(uri, f"model reference {ref}")
+    except TrackingError as err:
+        raise ModelRefError(str(err)) from err
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     target = Path(tempfile.mkdtemp(prefix="mmrphys-model-"))

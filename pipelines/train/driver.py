@@ -40,6 +40,7 @@ from pipelines.ray_session import ensure_ray
 from pipelines.serve.evaluate import evaluate
 from pipelines.serve.pyfunc import log_pyfunc_model
 from pipelines.tracking import RunLogger, register_model, start_run
+from pipelines.train.progress import EpochPrinter
 from pipelines.train.checks import (
     TrainingError,
     check_data,
@@ -204,7 +205,8 @@ def train(
     trainer = build_trainer(config, storage_path=str(storage), name=name, callbacks=callbacks,
                             tracking_uri=uri, mlflow_run_id=logger.run_id if logger else None)
     try:
-        result = trainer.fit()
+        with EpochPrinter(run_dir / HISTORY_FILE, config.train.epochs):
+            result = trainer.fit()
     except Exception as err:
         if logger is not None:
             logger.finish("FAILED")

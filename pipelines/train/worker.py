@@ -102,8 +102,6 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
         start_epoch, best = int(state["epoch"]) + 1, state.get("best_score")
-        if rank == 0:
-            print(f"[mmrphys] resuming at epoch {start_epoch + 1} from the checkpoint of epoch {start_epoch}")
 
     logger = None
     if rank == 0 and loop_config.get("mlflow_run_id"):
@@ -149,7 +147,6 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             if best is None or (score < best if mode == "min" else score > best):
                 best = score
             metrics[f"best_{metric}"] = best
-            print(_progress_line(epoch, config.train.epochs, metrics), flush=True)
             with open(loop_config["history_file"], "a") as history:
                 history.write(json.dumps(metrics) + "\n")
             if logger is not None:
@@ -197,9 +194,3 @@ def _validation_metrics(output: ValidationOutput, config: ExperimentConfig) -> d
     if output.samples == 0:
         raise DatasetError(f"{config.data.shards}: split {config.data.val_split!r} yielded no chunks")
     return validation_metrics(output, config.eval, config.model.tasks)
-
-
-def _progress_line(epoch: int, epochs: int, metrics: dict[str, Any]) -> str:
-    shown = ("train_loss", "val_loss", "val_hr_mae", "val_rr_mae", "val_rate_mae")
-    parts = [f"{k}={metrics[k]:.3f}" for k in shown if k in metrics]
-    return f"[mmrphys] epoch {epoch + 1}/{epochs} " + " ".join(parts) + f" ({metrics['epoch_seconds']:.0f}s)"
