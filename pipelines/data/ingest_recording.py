@@ -2,9 +2,19 @@
 
 `ingest_recording` decodes a recording, finds the face (the recording's own boxes, or the
 Haar detector), crops and aligns RGB, thermal and labels, cuts and validates chunks, and
-writes `shards/<recording>.parquet` with a sidecar `<recording>.json` holding its outcome.
-Bad input becomes a rejection with its reason. Every file is written under a temporary
-name and renamed, so an interrupted ingest leaves no half-written file.
+writes `shards/<recording>.parquet` with a sidecar `<recording>.json` holding its outcome,
+one of three (docs/data.md, "Outcomes"):
+
+- `accepted`: the shard is written;
+- `rejected`: the data is bad (a `DatasetError` naming the file and the reason); cached,
+  a re-run does not retry it;
+- `failed`: anything else (a flaky disk, a lost worker, a bug); never cached, the next run
+  retries it. Transient errors (`TRANSIENT`) are re-raised so that Ray retries the task
+  up to `TASK_RETRIES` times first.
+
+Every file is written under a temporary name and renamed, so an interrupted ingest leaves
+no half-written file; the temporary files a killed task leaves are removed by the next
+attempt (`remove_partial_files`).
 """
 
 from __future__ import annotations
@@ -30,6 +40,12 @@ from mmrphys.inference.preprocessing import crop_boxes, crop_faces
 
 #: the folder under the output directory that holds the shards and their sidecars
 SHARDS = "shards"
+#: errors a later attempt can cure (a flaky or full disk, a network file system, memory
+#: that other tasks held): the task fails and Ray runs it again
+TRANSIENT: tuple[type[BaseException], ...] = (OSError, MemoryError)
+#: further attempts Ray makes at one recording after a transient error or a lost worker;
+#: bounded, so a recording that kills its worker every time ends as `failed`
+TASK_RETRIES = 2
 
 
 def shard_name(recording_id: str) -> str:
@@ -38,9 +54,24 @@ def shard_name(recording_id: str) -> str:
     return f"{safe}-{hashlib.sha1(recording_id.encode()).hexdigest()[:8]}"
 
 
+def _tmp_name(path: Path, tag: str) -> Path:
+    """The temporary file `path` is written through: hidden, and never listed in a manifest."""
+    return path.with_name(f".{path.name}.{tag}.tmp")
+
+
+def remove_partial_files(folder: Path, name: str = "*") -> int:
+    """Delete the temporary files a killed writer left in `folder` (those of the file `name`,
+    or all of them); returns how many. Only one writer per file runs at a time, so any
+    such file found is an orphan."""
+    orphans = list(folder.glob(_tmp_name(folder / name, "*").name))
+    for orphan in orphans:
+        orphan.unlink(missing_ok=True)
+    return len(orphans)
+
+
 def atomic_write_bytes(path: Path, write) -> None:
     """Write `path` through `write(tmp)` and a rename, so no reader sees half a file."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = _tmp_name(path, uuid.uuid4().hex)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -147,29 +178,46 @@ def _ingest_recording(recording: Recording, config: IngestConfig, shard: Path) -
     return entry
 
 
-def ingest_recording(row: dict, config: dict, shards_dir: str) -> dict:
+def _attempts(sidecar: Path, run: str) -> int:
+    """Attempts at this recording in ingest run `run` so far, as its failed sidecar counts them."""
+    try:
+        entry = json.loads(sidecar.read_text())
+    except (OSError, json.JSONDecodeError):
+        return 0
+    return int(entry.get("attempts", 0)) if entry.get("status") == "failed" and entry.get("run") == run else 0
+
+
+def ingest_recording(row: dict, config: dict, shards_dir: str, run: str) -> dict:
     """Ray Data map function: ingest the pickled Recording in `row`, write its shard and
     sidecar, and return the sidecar's content (as JSON text) for progress reporting.
+    `run` names this ingest run, so that a failed sidecar counts the run's attempts.
 
-    Bad input becomes a rejection with its reason; nothing escapes as a bare crash.
+    A `DatasetError` becomes `rejected`; any other error becomes `failed` (sidecar written
+    with the traceback), and a transient one is then re-raised for Ray to retry the task.
     """
 
     recording: Recording = pickle.loads(row["recording"])
     ingest_config = IngestConfig.from_dict(config)
     name = shard_name(recording.recording_id)
-    shard = Path(shards_dir) / f"{name}.parquet"
+    folder = Path(shards_dir)
+    shard = folder / f"{name}.parquet"
+    remove_partial_files(folder, f"{name}.*")
     entry: dict[str, Any]
+    retry: BaseException | None = None
     try:
         entry = _ingest_recording(recording, ingest_config, shard)
     except DatasetError as err:
         entry = {"status": "rejected", "reason": str(err), "chunks": 0}
-    except Exception as err:  # a bug or an unforeseen input: keep the context, reject the recording
+    except Exception as err:  # not the data's fault: report it, never cache it
         entry = {
-            "status": "rejected",
-            "reason": f"unexpected {type(err).__name__} while ingesting {recording.source}: {err}",
+            "status": "failed",
+            "reason": f"{type(err).__name__} while ingesting {recording.source}: {err}",
             "traceback": traceback.format_exc(),
             "chunks": 0,
+            "run": run,
+            "attempts": _attempts(shard.with_suffix(".json"), run) + 1,
         }
+        retry = err if isinstance(err, TRANSIENT) else None
     entry.update(
         recording_id=recording.recording_id,
         dataset=recording.dataset,
@@ -185,4 +233,6 @@ def ingest_recording(row: dict, config: dict, shards_dir: str) -> dict:
     if entry["status"] != "accepted":
         shard.unlink(missing_ok=True)
     atomic_write_json(shard.with_suffix(".json"), entry)
+    if retry is not None:
+        raise retry
     return {"entry": json.dumps(entry)}

@@ -144,5 +144,6 @@ def _load_npy(path: Path) -> np.ndarray:
     try:
         # never unpickle: object arrays in a dataset file could run code
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
+    # an OSError (permissions, a flaky disk) is not bad data: it fails the task, which is retried
+    except (ValueError, EOFError) as err:
         raise DatasetError(f"{path}: unreadable .npy file ({err})") from None

@@ -134,7 +134,8 @@ def _load_rgb(path: Path, fps: float) -> np.ndarray:
 def _load_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
+    # an OSError (permissions, a flaky disk) is not bad data: it fails the task, which is retried
+    except (ValueError, EOFError) as err:
         raise DatasetError(f"{path}: cannot read NumPy array: {err}") from None
 
 
