@@ -3,7 +3,7 @@ against the whole-recording path, and the ingest rate of a dataset of many small
 recordings with its manifest, counts and splits checked.
 
     python benchmarks/bench_ingest.py [--seconds 120] [--width 320] [--height 240]
-                                      [--recordings 300] [--out DIR]
+                                      [--recordings 300] [--part memory|rate|all] [--out DIR]
 
 Memory: each path runs in a fresh interpreter (`--task`), so its peak resident set
 (`ru_maxrss`) holds that path alone; the figure printed beside it is the peak minus the
@@ -177,6 +177,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--recordings", type=int, default=300, help="small recordings for the rate")
+    parser.add_argument("--part", choices=("memory", "rate", "all"), default="all")
     parser.add_argument("--out", type=Path, help="work folder (default: a temporary one)")
     parser.add_argument("--task", nargs=3, metavar=("MODE", "ROOT", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -188,27 +189,37 @@ def main() -> None:
         load = os.getloadavg()[0]
         print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
               f"load average {load:.1f} at the start")
-        results = memory(folder, args.seconds, args.width, args.height)
-        whole, stream = results
-        frames = whole["frames"]
-        raw_mb = frames * args.width * args.height * (3 + 4) / 2**20
-        print(f"\n### Peak memory of one ingest task: {frames} frames ({frames / 30:.0f} s) at "
-              f"{args.width}x{args.height}, RGB + float32 thermal ({raw_mb:.0f} MiB decoded), 180-frame chunks\n")
-        print("| path | peak RSS (MiB) | above the imports (MiB) | seconds | chunks |")
-        print("|---|---|---|---|---|")
-        for r in results:
-            print(f"| {r['mode']} | {r['peak_mb']:.0f} | {r['peak_mb'] - r['baseline_mb']:.0f} | "
-                  f"{r['seconds']:.1f} | {r['chunks']} |")
-        print(f"\nstreaming / whole, above the imports: "
-              f"{(stream['peak_mb'] - stream['baseline_mb']) / (whole['peak_mb'] - whole['baseline_mb']):.3f}")
-        result = rate(folder, args.recordings)
-        print(f"\n### Ingest rate: {result['recordings']} recordings of 4 s at 64x48 (120 frames, 3 chunks each)\n")
-        print(f"{result['seconds']:.1f} s: {result['recordings'] / result['seconds']:.1f} recordings/s, "
-              f"{result['chunks'] / result['seconds']:.1f} chunks/s; split {result['split']} subjects; "
-              f"re-run (nothing to do) {result['rerun_seconds']:.1f} s")
-        for name, ok in result["checks"].items():
-            print(f"- {name}: {'pass' if ok else 'FAIL'}")
+        if args.part != "rate":
+            _print_memory(memory(folder, args.seconds, args.width, args.height), args.width, args.height)
+        if args.part != "memory":
+            _print_rate(rate(folder, args.recordings))
         print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
+
+
+def _print_memory(results: list[dict], width: int, height: int) -> None:
+    """The memory table."""
+    whole, stream = results
+    frames = whole["frames"]
+    raw_mb = frames * width * height * (3 + 4) / 2**20
+    print(f"\n### Peak memory of one ingest task: {frames} frames ({frames / 30:.0f} s) at "
+          f"{width}x{height}, RGB + float32 thermal ({raw_mb:.0f} MiB decoded), 180-frame chunks\n")
+    print("| path | peak RSS (MiB) | above the imports (MiB) | seconds | chunks |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['mode']} | {r['peak_mb']:.0f} | {r['peak_mb'] - r['baseline_mb']:.0f} | "
+              f"{r['seconds']:.1f} | {r['chunks']} |")
+    print(f"\nstreaming / whole, above the imports: "
+          f"{(stream['peak_mb'] - stream['baseline_mb']) / (whole['peak_mb'] - whole['baseline_mb']):.3f}")
+
+
+def _print_rate(result: dict) -> None:
+    """The rate and its checks."""
+    print(f"\n### Ingest rate: {result['recordings']} recordings of 4 s at 64x48 (120 frames, 3 chunks each)\n")
+    print(f"{result['seconds']:.1f} s: {result['recordings'] / result['seconds']:.1f} recordings/s, "
+          f"{result['chunks'] / result['seconds']:.1f} chunks/s; split {result['split']} subjects; "
+          f"re-run (nothing to do) {result['rerun_seconds']:.1f} s")
+    for name, ok in result["checks"].items():
+        print(f"- {name}: {'pass' if ok else 'FAIL'}")
 
 
 if __name__ == "__main__":

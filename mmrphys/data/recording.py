@@ -23,7 +23,7 @@ import numpy as np
 
 from mmrphys.errors import UserError
 
-#: (window) -> the frames in order as arrays of at most `window` frames: uint8
+#: (window) -> the frames in order as arrays of `window` frames (the last may hold fewer): uint8
 #: (w, H, W, 3) in RGB channel order, or float32 thermal (w, H, W) in `thermal_unit`.
 #: A stream checks its frames as it goes and raises DatasetError naming the file.
 FrameStream = Callable[[int], Iterator[np.ndarray]]
@@ -72,13 +72,6 @@ class Recording:
 def collect(stream: FrameStream) -> np.ndarray:
     """Every frame of `stream` in one array (T, ...)."""
     return np.concatenate(list(stream(COLLECT_WINDOW)))
-
-
-def windows_of(frames: np.ndarray, window: int) -> Iterator[np.ndarray]:
-    """Consecutive copies of at most `window` frames of an array (a memory map reads only
-    those from disk)."""
-    for start in range(0, len(frames), window):
-        yield np.array(frames[start : start + window])
 
 
 class DatasetError(UserError, ValueError):

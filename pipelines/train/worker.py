@@ -39,7 +39,7 @@ from mmrphys.training import (
     validation_metrics,
 )
 from pipelines.serve.references import fetch_model, resolve_model
-from pipelines.tracking import RunLogger
+from pipelines.tracking import SPOOL_FILE, RunLogger
 
 #: validation splits up to this size (decoded float32) are kept in rank 0's memory
 VAL_CACHE_BYTES = 512 * 1024**2
@@ -97,7 +97,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     logger = None
     if rank == 0 and loop_config.get("mlflow_run_id"):
-        logger = RunLogger(loop_config["tracking_uri"], loop_config["mlflow_run_id"])
+        # a store that goes away mid-run does not stop training (docs/training.md, "Tracking")
+        logger = RunLogger(loop_config["tracking_uri"], loop_config["mlflow_run_id"],
+                           spool=Path(loop_config["history_file"]).with_name(SPOOL_FILE))
         # what the worker process really started with (TrainConfig.reuse_host_memory)
         logger.set_tags({"host_memory_reuse": started_with_reuse()})
 

@@ -34,7 +34,7 @@ from typing import Iterator
 
 import numpy as np
 
-from mmrphys.data.recording import DatasetError, Recording, windows_of
+from mmrphys.data.recording import DatasetError, Recording
 from mmrphys.data.video import declared_fps, resample_labels, stream_frames, stream_video
 
 VIDEO_SUFFIXES = (".avi", ".mkv", ".mp4", ".mov")
@@ -117,10 +117,10 @@ def _video_fps(path: Path) -> float:
 
 def _stream_rgb(path: Path, fps: float, window: int) -> Iterator[np.ndarray]:
     if path.suffix == ".npy":
-        frames = _load_npy(path)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise DatasetError(f"{path}: expected uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
-        yield from windows_of(frames, window)
+        dtype, shape, _ = _load_npy(path)
+        if len(shape) != 4 or shape[-1] != 3 or dtype != np.uint8:
+            raise DatasetError(f"{path}: expected uint8 (T, H, W, 3), got {dtype} {shape}")
+        yield from _npy_windows(path, window)
         return
     if path.is_dir():
         yield from stream_frames(path, window)
@@ -133,21 +133,43 @@ def _stream_rgb(path: Path, fps: float, window: int) -> Iterator[np.ndarray]:
     yield from stream_video(path, window)
 
 
-def _load_npy(path: Path) -> np.ndarray:
-    """The array of a .npy file, memory-mapped: windows of it are read as they are used."""
+def _load_npy(path: Path) -> tuple[np.dtype, tuple[int, ...], int]:
+    """The dtype, shape and data offset of a .npy file, from its header alone."""
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        with path.open("rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(handle)
+            offset = handle.tell()
     # an OSError (permissions, a flaky disk) is not bad data: it fails the task, which is retried
     except (ValueError, EOFError) as err:
         raise DatasetError(f"{path}: cannot read NumPy array: {err}") from None
+    if fortran or dtype.hasobject:
+        raise DatasetError(f"{path}: cannot read NumPy array: expected a C-order numeric array")
+    expected = offset + int(np.prod(shape)) * dtype.itemsize
+    if path.stat().st_size < expected:
+        raise DatasetError(f"{path}: cannot read NumPy array: truncated ({path.stat().st_size} of {expected} bytes)")
+    return dtype, shape, offset
+
+
+def _npy_windows(path: Path, window: int) -> Iterator[np.ndarray]:
+    """The frames of a (T, ...) .npy file read `window` at a time (plain reads, not a
+    memory map: mapped pages would count against the task's memory until unmapped)."""
+    dtype, shape, offset = _load_npy(path)
+    frame = int(np.prod(shape[1:]))
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        for start in range(0, shape[0], window):
+            count = min(window, shape[0] - start)
+            yield np.fromfile(handle, dtype=dtype, count=count * frame).reshape((count, *shape[1:]))
 
 
 def _stream_thermal(path: Path, scale: float, offset: float, window: int) -> Iterator[np.ndarray]:
     if path.suffix == ".npy":
-        frames = _load_npy(path)
-        if frames.ndim != 3 or not np.issubdtype(frames.dtype, np.number):
-            raise DatasetError(f"{path}: expected numeric (T, H, W), got {frames.dtype} {frames.shape}")
-        for part in windows_of(frames, window):
+        dtype, shape, _ = _load_npy(path)
+        if len(shape) != 3 or not np.issubdtype(dtype, np.number):
+            raise DatasetError(f"{path}: expected numeric (T, H, W), got {dtype} {shape}")
+        for part in _npy_windows(path, window):
             yield part.astype(np.float32)
         return
     for part in stream_frames(path, window, sixteen_bit=True):
