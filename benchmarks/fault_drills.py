@@ -209,6 +209,44 @@ def drill_training_worker(folder: Path, shards: Path, epochs: int = 3) -> dict:
     return _row("Ray Train worker", "after epoch 1 was reported", checks)
 
 
+def drill_checkpoint_write(folder: Path, shards: Path, epochs: int = 3) -> dict:
+    """SIGKILL a Ray Train worker while epoch 1's checkpoint is being written: a new
+    checkpoint folder exists, its epoch is not yet recorded in history.jsonl."""
+    from mmrphys.model.checkpoint import read_training_state
+    from pipelines.train.driver import HISTORY_FILE, train
+    from train_fixtures import tiny_config
+
+    db = folder / "mlflow.db"
+    config = tiny_config(shards, f"sqlite:///{db}", epochs=epochs, max_failures=1)
+    run_dir = folder / "runs" / "checkpoint"
+    history = run_dir / HISTORY_FILE
+
+    def writing() -> str | None:
+        recorded = len(history.read_text().splitlines()) if history.is_file() else 0
+        folders = sorted(run_dir.glob("checkpoint_*")) if run_dir.is_dir() else []
+        if recorded == 0 and folders:
+            return ", ".join(sorted(p.name for p in folders[-1].iterdir())) or "empty"
+        return None
+
+    kill = kill_when(writing, "RayTrainWorker", poll_s=0.01)
+    result = train(config, storage_path=folder / "runs", name="checkpoint")
+    epochs_seen = [row["epoch"] for row in result.history]
+    steps = _mlflow_steps(db, result.mlflow_run_id)
+    best = Path(result.best_checkpoint) if result.best_checkpoint else None
+    checks = {
+        "a worker was killed while a checkpoint folder was new": kill["killed"] is not None,
+        "run finished": result.last_metrics["epoch"] == epochs - 1,
+        f"history epochs {epochs_seen}: each once": sorted(epochs_seen) == list(range(epochs))
+        and len(epochs_seen) == epochs,
+        f"MLflow steps {steps}: each once": steps == list(range(epochs)),
+        "best checkpoint complete (weights and training state load)": best is not None
+        and (best / "model.pt").is_file() and "epoch" in read_training_state(best),
+    }
+    row = _row("Ray Train worker", "while its first checkpoint was written", checks)
+    row["details"]["checkpoint folder at the kill"] = kill["seen"]
+    return row
+
+
 def drill_mlflow_unavailable(folder: Path, shards: Path, epochs: int = 3) -> dict:
     """Take the SQLite tracking store away after epoch 1 (a folder where the file was:
     SQLite cannot open it) and bring it back after epoch 2; training must go on."""
@@ -265,10 +303,11 @@ DRILLS: dict[str, Callable[..., dict]] = {
     "ingest-task": drill_ingest_task,
     "ingest-driver": drill_ingest_driver,
     "train-worker": drill_training_worker,
+    "checkpoint-write": drill_checkpoint_write,
     "train-driver": drill_training_driver,
     "mlflow-store": drill_mlflow_unavailable,
 }
-NEEDS_SHARDS = {"train-worker", "train-driver", "mlflow-store"}
+NEEDS_SHARDS = {"train-worker", "checkpoint-write", "train-driver", "mlflow-store"}
 
 
 def main() -> None:
