@@ -53,6 +53,11 @@ def raw_dataset(folder: Path, recordings: int = 8) -> Path:
     return folder
 
 
+def _raw(folder: Path) -> Path:
+    """`folder/raw`, generated unless the caller put a copy there."""
+    return folder / "raw" if (folder / "raw").is_dir() else raw_dataset(folder / "raw")
+
+
 def _tmp_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.name.endswith(".tmp"))
 
@@ -74,7 +79,7 @@ def drill_ingest_task(folder: Path, reference: Path | None = None) -> dict:
     ingest on this process's Ray cluster); Ray retries the task."""
     from pipelines.data.ingest import ingest
 
-    raw = raw_dataset(folder / "raw")
+    raw = _raw(folder)
     reference = reference or _reference(raw, folder / "reference")
     out = folder / "killed-task"
     kill = kill_when(lambda: _sidecars(out) >= 2, "ingest_recording", poll_s=0.05)
@@ -99,7 +104,7 @@ def _reference(raw: Path, out: Path) -> Path:
 def drill_ingest_driver(folder: Path, reference: Path | None = None) -> dict:
     """SIGKILL the `mmrphys ingest` driver (and its local Ray cluster) mid-dataset, then
     run the same command again."""
-    raw = raw_dataset(folder / "raw") if not (folder / "raw").is_dir() else folder / "raw"
+    raw = _raw(folder)
     reference = reference or _reference(raw, folder / "reference")
     out = folder / "killed-driver"
     command = _cli("ingest", "--dataset", "synthetic", "--root", str(raw), "--out", str(out), *INGEST_FLAGS)
@@ -261,17 +266,21 @@ def drill_mlflow_unavailable(folder: Path, shards: Path, epochs: int = 3) -> dic
     moments: dict = {}
 
     def outage() -> None:
+        spool = history.with_name(SPOOL_FILE)
         deadline = time.monotonic() + 900
-        while time.monotonic() < deadline and not moments.get("back"):
+        while time.monotonic() < deadline and "back" not in moments:
             lines = len(history.read_text().splitlines()) if history.is_file() else 0
             if lines >= 1 and "away" not in moments:
                 db.rename(db.with_suffix(".away"))
                 db.mkdir()
                 moments["away"] = lines
-            if lines >= 2 and "away" in moments:
+            # back once epoch 2's metrics were refused (or, failing that, after epoch 3)
+            refused = spool.is_file() and spool.read_text().strip()
+            if "away" in moments and ((lines >= 2 and refused) or lines >= 3):
                 db.rmdir()
                 db.with_suffix(".away").rename(db)
                 moments["back"] = lines
+                moments["refused"] = len(spool.read_text().splitlines()) if refused else 0
             time.sleep(0.05)
 
     import threading
@@ -284,13 +293,55 @@ def drill_mlflow_unavailable(folder: Path, shards: Path, epochs: int = 3) -> dic
         gap = connection.execute("SELECT value FROM tags WHERE run_uuid = ? AND key = 'mmrphys.tracking_gap'",
                                  (result.mlflow_run_id,)).fetchall()
     checks = {
-        "store taken away after epoch 1 and back after epoch 2": moments.get("away") == 1 and moments.get("back") == 2,
+        f"store away after epoch 1, back after epoch 2 ({moments.get('refused')} calls refused meanwhile)":
+        moments.get("away") == 1 and moments.get("back") == 2 and moments.get("refused", 0) >= 1,
         "training finished": result.last_metrics["epoch"] == epochs - 1,
         f"MLflow steps {steps}: every epoch, late ones included": steps == list(range(epochs)),
         "the gap is said (run tag)": bool(gap),
         "spool emptied": not (run_dir / SPOOL_FILE).exists(),
     }
     return _row("MLflow store (SQLite file replaced by a folder)", "from after epoch 1 to after epoch 2", checks)
+
+
+def drill_tune_trial_worker(folder: Path, shards: Path) -> dict:
+    """SIGKILL the training worker of one Tune trial (allowed no restart) after its first
+    epoch; the other trial goes on and the search finishes."""
+    import yaml
+
+    from mmrphys.config import SearchConfig
+    from pipelines.tune.search import run_search
+    from train_fixtures import tiny_config
+
+    db = folder / "mlflow.db"
+    base = tiny_config(shards, f"sqlite:///{db}", epochs=2, workers=1)
+    base = base.replace(tracking=base.tracking.replace(register_as="", alias="", log_onnx=False))
+    space = folder / "space.yaml"
+    space.write_text(yaml.safe_dump({"trial": {"grid": [
+        {"model.modality": "rgb"},
+        {"model.modality": "thermal", "train.max_failures": 0},
+    ]}}))
+    search_dir = folder / "runs" / "search"
+
+    def thermal_trial_trained_an_epoch() -> bool:
+        for config in search_dir.glob("train_runs/*/experiment.yaml"):
+            history = config.with_name("history.jsonl")
+            if "modality: thermal" in config.read_text() and history.is_file() and history.read_text().strip():
+                return True
+        return False
+
+    kill = kill_when(thermal_trial_trained_an_epoch, "RayTrainWorker")
+    result = run_search(base, SearchConfig(space=str(space), grace_period=1, reduction_factor=2),
+                        storage_path=folder / "runs", name="search")
+    errored = [r for r in result.rows if r["status"] == "error"]
+    checks = {
+        "the thermal trial's worker was killed": kill["killed"] is not None,
+        "search finished with both trials ranked": len(result.rows) == 2,
+        "the killed trial's error recorded (results, MLflow run)": len(errored) == 1
+        and errored[0]["model.modality"] == "thermal" and bool(errored[0]["error"]) and bool(errored[0]["mlflow_run_id"]),
+        "the other trial completed": any(r["status"] in ("completed", "stopped early") for r in result.rows
+                                         if r["model.modality"] == "rgb"),
+    }
+    return _row("Ray Train worker of a Tune trial (max_failures 0)", "after the trial's epoch 1", checks)
 
 
 def _row(what: str, when: str, checks: dict) -> dict:
@@ -306,8 +357,9 @@ DRILLS: dict[str, Callable[..., dict]] = {
     "checkpoint-write": drill_checkpoint_write,
     "train-driver": drill_training_driver,
     "mlflow-store": drill_mlflow_unavailable,
+    "tune-trial": drill_tune_trial_worker,
 }
-NEEDS_SHARDS = {"train-worker", "checkpoint-write", "train-driver", "mlflow-store"}
+NEEDS_SHARDS = {"train-worker", "checkpoint-write", "train-driver", "mlflow-store", "tune-trial"}
 
 
 def main() -> None:
@@ -348,9 +400,8 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
         ray.shutdown()
-        # nothing this script started may outlive it
-        kill_tree_children = [pid for pid in descendants(me)]
-        print(f"\nprocesses left below this script: {len(kill_tree_children)}")
+        # nothing a drill started may outlive it
+        print(f"\nprocesses left below this script: {len(descendants(me))}")
     load = os.getloadavg()[0]
     print(f"\n2 cores, load average {load:.1f} at the end\n")
     print("| killed (SIGKILL) | when | checked | result |")
