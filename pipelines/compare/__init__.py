@@ -6,9 +6,9 @@ mean +- sd table, its CSV / Markdown files and its plot.
 """
 
 from pipelines.compare.entries import ENTRIES, CompareError, entry_configs, load_entries, resolve_entries
-from pipelines.compare.run import CompareResult, TestSet, parse_test_set, run_compare
+from pipelines.compare.run import CompareResult, EvalSet, parse_test_set, run_compare
 
 __all__ = [
-    "ENTRIES", "CompareError", "CompareResult", "TestSet", "entry_configs", "load_entries", "parse_test_set",
+    "ENTRIES", "CompareError", "CompareResult", "EvalSet", "entry_configs", "load_entries", "parse_test_set",
     "resolve_entries", "run_compare",
 ]

@@ -46,7 +46,7 @@ LATENCY_REPEATS = 5
 
 
 @dataclasses.dataclass(frozen=True)
-class TestSet:
+class EvalSet:
     """A split of some shards every entry is scored on; `name` prefixes its metrics."""
 
     name: str
@@ -54,7 +54,7 @@ class TestSet:
     split: str = "test"
 
 
-def parse_test_set(text: str) -> TestSet:
+def parse_test_set(text: str) -> EvalSet:
     """`NAME=SHARDS[:SPLIT]` or `SHARDS[:SPLIT]` (named after the shards folder)."""
     name, sep, rest = text.partition("=")
     if not sep:
@@ -66,7 +66,7 @@ def parse_test_set(text: str) -> TestSet:
     name = name or Path(shards).name
     if not name.replace("_", "").replace("-", "").isalnum():
         raise CompareError(f"--test {text!r}: test set name {name!r} must be letters, digits, - or _")
-    return TestSet(name=name, shards=str(Path(shards).resolve()), split=split or "test")
+    return EvalSet(name=name, shards=str(Path(shards).resolve()), split=split or "test")
 
 
 @dataclasses.dataclass
@@ -101,7 +101,7 @@ def trainable(config: ExperimentConfig) -> bool:
 
 
 def check_compare(base: ExperimentConfig, entries: Mapping[str, Sequence[str]],
-                  test_sets: Sequence[TestSet], seeds: int) -> dict[str, ExperimentConfig]:
+                  test_sets: Sequence[EvalSet], seeds: int) -> dict[str, ExperimentConfig]:
     """Every entry's config, checked against its data before any work starts."""
     if seeds < 1:
         raise CompareError(f"--seeds: must be >= 1, got {seeds}")
@@ -133,7 +133,7 @@ def run_compare(
     entries: Mapping[str, Sequence[str]],
     *,
     seeds: int = 3,
-    test_sets: Sequence[TestSet] = (),
+    test_sets: Sequence[EvalSet] = (),
     storage_path: str | Path = "runs",
     name: str | None = None,
     measure_onnx: bool = True,
@@ -142,7 +142,7 @@ def run_compare(
 
     `test_sets` defaults to the test split of the base config's shards.
     """
-    test_sets = list(test_sets) or ([TestSet("test", str(Path(base.data.shards).resolve()), base.data.test_split)]
+    test_sets = list(test_sets) or ([EvalSet("test", str(Path(base.data.shards).resolve()), base.data.test_split)]
                                     if base.data.shards else [])
     configs = check_compare(base, entries, test_sets, seeds)
     name = name or f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -218,7 +218,7 @@ def _log_parent(parent: RunLogger, rows: list[dict[str, Any]], files: Mapping[st
         parent.log_artifact(path, "comparison")
 
 
-def _run_seed(entry: str, config: ExperimentConfig, seed: int, test_sets: Sequence[TestSet], compare_dir: Path,
+def _run_seed(entry: str, config: ExperimentConfig, seed: int, test_sets: Sequence[EvalSet], compare_dir: Path,
               uri: str | None, parent_run_id: str) -> SeedRun:
     """Train (if trainable) one seed of an entry, then score it on every test set."""
     run_name = f"{entry}-seed{seed}" if trainable(config) else entry
