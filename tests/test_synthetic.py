@@ -153,3 +153,33 @@ def test_synth_command_writes_a_dataset_and_says_where(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["S01_1", "S02_1", "synthetic.json"]
     assert main(["synth", "--out", str(out), "--set", "pulse_amplitude=[3,1]"]) == 2
     assert "SyntheticConfig.pulse_amplitude" in capsys.readouterr().out
+
+
+def test_presets_are_named_and_any_field_overrides_them():
+    assert SyntheticConfig.from_preset("clean") == SyntheticConfig()
+    realistic = SyntheticConfig.from_preset("realistic", ["synthetic.compression=lossless", "head_roll_deg=3"])
+    assert realistic.preset == "realistic" and realistic.compression == "lossless" and realistic.head_roll_deg == 3.0
+    assert realistic.box_jitter == SyntheticConfig.from_preset("realistic").box_jitter > 0
+    # `preset=NAME` restarts from that preset, whatever the order of the overrides
+    hard = SyntheticConfig().with_overrides(["jpeg_quality=50", "preset=hard"])
+    assert hard.preset == "hard" and hard.compression == "mpeg4" and hard.jpeg_quality == 50
+    # a YAML mapping naming a preset takes its missing fields from it
+    assert SyntheticConfig.from_dict({"preset": "hard", "box_jitter": 0.1}).compression == "mpeg4"
+    with pytest.raises(ConfigError, match="preset.*not one of"):
+        SyntheticConfig.from_preset("easy")
+    with pytest.raises(ConfigError, match="skin_types"):
+        SyntheticConfig(skin_types=(0, 3))
+    with pytest.raises(ConfigError, match="head_roll_deg.*>= 0"):
+        SyntheticConfig(head_roll_deg=-1.0)
+    with pytest.raises(ConfigError, match="talking_fraction"):
+        SyntheticConfig(talking_fraction=2.0)
+
+
+def test_synth_command_takes_a_preset(tmp_path, capsys):
+    from pipelines.cli import main
+
+    out = tmp_path / "raw"
+    assert main(["synth", "--out", str(out), "--subjects", "1", "--seconds", "1", "--preset", "realistic",
+                 "--set", "width=64", "--set", "height=48"]) == 0
+    assert "preset realistic" in capsys.readouterr().out
+    assert json.loads((out / "synthetic.json").read_text())["config"]["preset"] == "realistic"

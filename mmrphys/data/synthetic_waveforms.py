@@ -42,7 +42,7 @@ def _standardise(x: np.ndarray) -> np.ndarray:
     return x / std if std > 0 else x
 
 
-def _smooth_noise(rng: np.random.Generator, n: int, fs: float, cutoff_hz: float) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, n: int, fs: float, cutoff_hz: float) -> np.ndarray:
     """Zero-mean, unit-variance noise low-passed at `cutoff_hz` (for slow drifts)."""
     white = rng.standard_normal(n + 64)
     b, a = signal.butter(2, min(cutoff_hz / (fs / 2), 0.99))
@@ -59,6 +59,37 @@ def ppg_beat(phase: np.ndarray, notch_depth: float) -> np.ndarray:
     return systolic + diastolic + tail
 
 
+@dataclasses.dataclass(frozen=True)
+class RateChanges:
+    """Changes of the rates within a recording (all off by default).
+
+    hr_change_bpm: the heart rate moves by a value drawn in +-this, along a sigmoid of
+        5-20 s (rest to exercise, or recovery).
+    rr_change: the breathing rate steps by a fraction drawn in +-this, the same way.
+    sighs_per_minute: breaths 2-3x deeper than the others (Poisson times).
+    breath_holds_per_minute: pauses of 3-8 s in which the breathing stops (Poisson times).
+    """
+
+    hr_change_bpm: float = 0.0
+    rr_change: float = 0.0
+    sighs_per_minute: float = 0.0
+    breath_holds_per_minute: float = 0.0
+
+
+def _sigmoid_step(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+    """0 -> 1 along a sigmoid of 5-20 s centred in the middle 60 % of the recording."""
+    centre = rng.uniform(0.2, 0.8) * t[-1]
+    tau = rng.uniform(5.0, 20.0) / 4.0
+    return 1.0 / (1.0 + np.exp(-(t - centre) / tau))
+
+
+def poisson_times(rng: np.random.Generator, per_minute: float, duration_s: float) -> np.ndarray:
+    """Times (s) of events at `per_minute` on average in [0, duration_s); none at rate 0."""
+    if per_minute <= 0:
+        return np.empty(0)
+    return rng.uniform(0.0, duration_s, size=rng.poisson(per_minute * duration_s / 60.0))
+
+
 def parametric_waveforms(
     rng: np.random.Generator,
     n_frames: int,
@@ -66,34 +97,54 @@ def parametric_waveforms(
     hr_range: tuple[float, float] = (45.0, 150.0),
     rr_range: tuple[float, float] = (8.0, 24.0),
     hr_variability: float = 0.04,
+    changes: RateChanges = RateChanges(),
+    changes_rng: np.random.Generator | None = None,
 ) -> Waveforms:
     """Draw a heart rate and a breathing rate and synthesise both waveforms.
 
     hr_variability: standard deviation of the slow heart-rate drift as a fraction of the
     mean rate; respiratory sinus arrhythmia adds about half as much again.
+    changes: within-recording rate changes, drawn from `changes_rng` (default `rng`), so
+    that turning them on leaves every other draw of `rng` as it was.
+    With changes, the returned rates are the means over the recording.
     """
     t = np.arange(n_frames) / fps
+    extra = rng if changes_rng is None else changes_rng
     hr = rng.uniform(*hr_range)
     rr = rng.uniform(*rr_range)
 
     # breathing: instantaneous rate drifts a little; inhale is shorter than exhale
-    rr_inst = rr * (1.0 + 0.08 * _smooth_noise(rng, n_frames, fps, 0.05))
+    rr_inst = rr * (1.0 + 0.08 * smooth_noise(rng, n_frames, fps, 0.05))
+    if changes.rr_change > 0:
+        rr_inst = rr_inst * (1.0 + extra.uniform(-1, 1) * changes.rr_change * _sigmoid_step(extra, t))
+    for start in poisson_times(extra, changes.breath_holds_per_minute, t[-1]):
+        # the phase stops advancing for 3-8 s, with 0.5 s edges
+        end = start + extra.uniform(3.0, 8.0)
+        hold = np.clip(np.minimum(t - start, end - t) / 0.5, 0.0, 1.0)
+        rr_inst = rr_inst * (1.0 - hold)
     resp_phase = 2 * np.pi * np.cumsum(rr_inst / 60.0) / fps + rng.uniform(0, 2 * np.pi)
-    depth = 1.0 + 0.15 * _smooth_noise(rng, n_frames, fps, 0.1)
+    depth = 1.0 + 0.15 * smooth_noise(rng, n_frames, fps, 0.1)
+    for at in poisson_times(extra, changes.sighs_per_minute, t[-1]):
+        # one breath 2-3x deeper: a bump about one breath long
+        depth = depth + extra.uniform(1.0, 2.0) * np.exp(-0.5 * ((t - at) / (0.4 * 60.0 / rr)) ** 2)
     rsp = depth * (np.sin(resp_phase) + 0.25 * np.sin(2 * resp_phase - np.pi / 2))
 
     # heart: slow drift + respiratory sinus arrhythmia + fast jitter
     hr_inst = hr * (
         1.0
-        + hr_variability * _smooth_noise(rng, n_frames, fps, 0.03)
+        + hr_variability * smooth_noise(rng, n_frames, fps, 0.03)
         + 0.5 * hr_variability * np.sin(resp_phase)
-        + 0.01 * _smooth_noise(rng, n_frames, fps, 1.0)
+        + 0.01 * smooth_noise(rng, n_frames, fps, 1.0)
     )
+    if changes.hr_change_bpm > 0:
+        hr_inst = hr_inst + extra.uniform(-1, 1) * changes.hr_change_bpm * _sigmoid_step(extra, t)
     beat_phase = np.cumsum(hr_inst / 60.0) / fps + rng.uniform(0, 1)
     notch = rng.uniform(0.3, 1.0)
-    amplitude = 1.0 + 0.1 * np.sin(resp_phase) + 0.05 * _smooth_noise(rng, n_frames, fps, 0.2)
+    amplitude = 1.0 + 0.1 * np.sin(resp_phase) + 0.05 * smooth_noise(rng, n_frames, fps, 0.2)
     bvp = amplitude * ppg_beat(np.mod(beat_phase, 1.0), notch)
-    bvp = bvp + 0.1 * _smooth_noise(rng, n_frames, fps, 0.1)  # baseline wander
+    bvp = bvp + 0.1 * smooth_noise(rng, n_frames, fps, 0.1)  # baseline wander
+    if changes != RateChanges():
+        hr, rr = hr_inst.mean(), rr_inst.mean()
     return Waveforms(_standardise(bvp), _standardise(rsp), float(hr), float(rr))
 
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from mmrphys.config import ConfigError, SyntheticConfig
+from mmrphys.config.synthetic import PRESETS
 from mmrphys.data.recording import DatasetError
 from mmrphys.data.synthetic import generate_dataset
 from mmrphys.data.synthetic_waveforms import CsvWaveforms
@@ -30,14 +31,18 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-column", default=None, help="time-stamp column of the waveform CSVs")
     parser.add_argument("--time-unit-s", type=float, default=None,
                         help="seconds per unit of the time column (PhysioKit: 0.001)")
+    parser.add_argument("--preset", default="clean", choices=sorted(PRESETS),
+                        help="difficulty preset: clean (no nuisances, fast tests), realistic, hard "
+                             "(see docs/data.md section 1; default clean)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                        help="renderer setting, e.g. pulse_amplitude=[0.5,1.0] (see SyntheticConfig)")
+                        help="renderer setting on top of the preset, e.g. pulse_amplitude=[0.5,1.0] "
+                             "(see SyntheticConfig)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Render the dataset; print where it went."""
     try:
-        config = SyntheticConfig().with_overrides(args.overrides)
+        config = SyntheticConfig.from_preset(args.preset, args.overrides)
         source = None
         if args.waveforms is not None:
             options = {k: v for k, v in {
@@ -55,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     frames = len(folders) * round(args.seconds * args.fps)
     elapsed = time.perf_counter() - start
-    print(f"wrote {len(folders)} recordings ({frames} frames, {frames / elapsed:.0f} frames/s) to {args.out}")
+    print(f"wrote {len(folders)} recordings ({frames} frames, {frames / elapsed:.0f} frames/s, preset {config.preset}) "
+          f"to {args.out}")
     print(f"next: mmrphys ingest --dataset synthetic --root {args.out} --out SHARDS_DIR")
     return 0
