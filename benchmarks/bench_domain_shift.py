@@ -12,7 +12,8 @@ run in `<workdir>/mlflow.db`).
 
     python benchmarks/bench_domain_shift.py --workdir /tmp/domain-shift           # default grid
     python benchmarks/bench_domain_shift.py --workdir DIR --dry-run               # print the plan
-    mmrphys submit -- python benchmarks/bench_domain_shift.py --grid cluster --workers 4
+    ray job submit --address http://127.0.0.1:8265 --runtime-env cluster/runtime_env.yaml \
+        -- python benchmarks/bench_domain_shift.py --grid cluster --workers 4 --workdir /mnt/shared/ds
 
 The default grid fits this 2-core machine (docs/compare.md states its measured wall clock);
 `--grid cluster` grows every axis (domains, entries, seeds, subjects, epochs) for a cluster.
@@ -148,10 +149,12 @@ def make_domain(workdir: Path, domain: str, role: str, subjects: int, seconds: f
     if (shards / "manifest.json").is_file():
         return shards
     seed = (TRAIN_SEED if role == "train" else TEST_SEED) + list(DOMAINS).index(domain)
-    started = time.perf_counter()
-    generate_dataset(raw, subjects=subjects, seconds=seconds, fps=30.0, seed=seed, config=synthetic_config(domain))
-    print(f"[bench] synthesised {role} {domain}: {subjects} subjects x {seconds:.0f} s "
-          f"in {time.perf_counter() - started:.0f} s", flush=True)
+    # a finished earlier synthesis is reused; an interrupted one is redone
+    if len(list(raw.glob("*/meta.json"))) != subjects:
+        started = time.perf_counter()
+        generate_dataset(raw, subjects=subjects, seconds=seconds, fps=30.0, seed=seed, config=synthetic_config(domain))
+        print(f"[bench] synthesised {role} {domain}: {subjects} subjects x {seconds:.0f} s "
+              f"in {time.perf_counter() - started:.0f} s", flush=True)
     split = "0.75,0.25,0" if role == "train" else "0,0,1"
     code = main(["ingest", "--dataset", "folder", "--root", str(raw), "--out", str(shards),
                  "--chunk-frames", str(CHUNK_FRAMES), "--split", split])

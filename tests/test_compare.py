@@ -174,3 +174,11 @@ def test_mean_sd_and_markdown_cells() -> None:
     table = format_markdown([row])
     assert "RR MAE" not in table  # no entry predicts RR
     assert "| e | t | 2 | 1.00 ± 0.50 |" in table and "| 1,234 | 1.50 | 2.2 | n/a |" in table
+
+
+def test_compare_submits_as_a_ray_job() -> None:
+    from pipelines.submit import entrypoint_for
+
+    command = ["compare", "--data", "/shared/shards", "--models", "mmrphys,pos", "train.workers=8"]
+    assert entrypoint_for(command) == "python -m pipelines.cli compare --data /shared/shards --models mmrphys,pos " \
+                                      "train.workers=8"
