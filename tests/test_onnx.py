@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from mmrphys.config import RhythmFormerOptions
-from mmrphys.model.onnx_export import ExportError
 from mmrphys.model import (
     FactorizePhys,
     InputError,
@@ -20,6 +19,7 @@ from mmrphys.model import (
     run_onnx,
     variant,
 )
+from mmrphys.model.onnx_export import ExportError
 
 
 @pytest.fixture(scope="module")
