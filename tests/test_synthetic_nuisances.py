@@ -250,15 +250,19 @@ def test_heart_rate_changes_within_the_recording_in_the_video():
 
 
 def test_breath_holds_and_sighs_show_in_the_thermal_breathing():
-    config = quiet(width=64, height=48, rr_range=(15.0, 15.0), breath_holds_per_minute=4.0, sighs_per_minute=4.0)
-    recording = render(8, 1800, FPS, config)
-    nostrils = _roi_mean(recording.thermal[..., None], recording.face_boxes, (0.4, 0.6), (0.6, 0.72))[:, 0]
-    window = int(3 * FPS)
-    spread = np.array([np.ptp(nostrils[s : s + window]) for s in range(0, 1800 - window, 15)])
-    # a breath moves the nostril temperature by 0.4-1 C; a pause keeps it for 3 s and more
-    assert spread.min() < 0.25 * np.median(spread)
-    # sighs: breaths 2-3x deeper than the typical one
-    assert spread.max() > 1.8 * np.median(spread)
+    def spreads(**changes):
+        config = quiet(width=64, height=48, rr_range=(15.0, 15.0), **changes)
+        recording = render(8, 1800, FPS, config)
+        nostrils = _roi_mean(recording.thermal[..., None], recording.face_boxes, (0.4, 0.6), (0.6, 0.72))[:, 0]
+        window = int(3 * FPS)
+        return np.array([np.ptp(nostrils[s : s + window]) for s in range(0, 1800 - window, 15)])
+
+    steady = spreads()
+    irregular = spreads(breath_holds_per_minute=4.0, sighs_per_minute=4.0)
+    # a pause keeps the nostril temperature still for 3 s and more; a sigh swings it
+    # further than the typical breath
+    assert irregular.min() < 0.5 * steady.min()
+    assert irregular.max() / np.median(irregular) > 1.3 * steady.max() / np.median(steady)
 
 
 def test_rate_step_of_breathing():
@@ -289,13 +293,13 @@ def test_thermal_noise_drift_flat_field_and_fixed_pattern():
     moving = np.diff(background, axis=0)
     frozen = np.all(moving == 0, axis=(1, 2))
     # the shutter closes twice in 30 s, freezing the frame for 0.5 s each time
-    assert frozen.sum() == 2 * (int(0.5 * FPS) - 1) + 2 or frozen.sum() >= 2 * (int(0.5 * FPS) - 1)
+    assert 2 * (int(0.5 * FPS) - 1) <= frozen.sum() <= 2 * int(0.5 * FPS)
     live = moving[~frozen]
     assert np.median(np.abs(live)) / 0.6745 / np.sqrt(2) == pytest.approx(0.08, rel=0.3)  # NETD
     level = background.mean(axis=(1, 2))
     # the offset drifts between corrections and is reset to the same zero at each
     assert np.ptp(level) > 0.1
-    assert abs(level[305] - level[0]) < 0.05 + np.abs(level[: 300] - level[0]).max() / 2
+    assert abs(level[320] - level[0]) < 0.2 < abs(level[299] - level[0])
     # a new column pattern after each correction
     before, after = thermal[200:290].mean(axis=0), thermal[320:390].mean(axis=0)
     columns = (after - before).mean(axis=0)
