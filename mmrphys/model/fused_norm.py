@@ -1,4 +1,5 @@
-"""Tanh then instance norm in one autograd function: the conv block's tail on CPU.
+"""Instance norm, optionally after tanh, in one autograd function: the conv block's tail
+(and the attention's norm) on channels-last activations.
 
 The reference's block is Conv3d -> Tanh -> InstanceNorm3d. Run with stock modules,
 InstanceNorm3d views its input as (1, B*C, ...), which forces channels-last activations
@@ -10,7 +11,12 @@ the same function (float rounding aside) in whatever memory layout it is given:
 
 and its gradient in closed form,
 
-    dz = (1 - y^2) / sqrt(var + eps) * (g - mean(g) - out * mean(g * out)).
+    dz = (1 - y^2) / sqrt(var + eps) * (g - mean(g) - out * mean(g * out))
+
+(without tanh, y = z and the factor 1 - y^2 drops). The attention's InstanceNorm3d needs
+this too: given a channels-last input and gradient, the stock CPU norm's backward takes a
+float32 channels-last kernel whose per-channel sums lost all accuracy on a 72x72 embedding
+(weight gradients of the factorization 100% off; BENCHMARKS.md, "Model speed").
 
 Every per-channel sum goes through torch.sum, whose CPU kernel sums in cascade (pairwise
 blocks): float32 sums over ~10^6 elements stay within ~1e-7 relative of the float64 sum,
@@ -65,26 +71,26 @@ def _normalise(y: torch.Tensor, dim: int, eps: float) -> tuple[torch.Tensor, tor
     return centred.mul_(rstd), rstd
 
 
-def _tanh_normalise(z: torch.Tensor, eps: float):
-    """The forward pass on matrix views: (y, out, rstd, layout, dim)."""
+def _forward(z: torch.Tensor, eps: float, tanh: bool):
+    """The forward pass on matrix views: (y, out, rstd, layout, dim), y = tanh(z) or z."""
     layout = _layout(z)
-    y, dim = _as_matrix(torch.tanh(z), layout)
+    y, dim = _as_matrix(torch.tanh(z) if tanh else z, layout)
     out, rstd = _normalise(y, dim, eps)
     return y, out, rstd, layout, dim
 
 
-class _TanhInstanceNorm(torch.autograd.Function):
+class _InstanceNorm(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, z: torch.Tensor, eps: float) -> torch.Tensor:
-        y, out, rstd, layout, dim = _tanh_normalise(z, eps)
-        ctx.save_for_backward(y, out, rstd)
+    def forward(ctx, z: torch.Tensor, eps: float, tanh: bool) -> torch.Tensor:
+        y, out, rstd, layout, dim = _forward(z, eps, tanh)
+        ctx.save_for_backward(out, rstd, *((y,) if tanh else ()))
         ctx.layout, ctx.dim, ctx.shape = layout, dim, z.shape
         return _from_matrix(out, z.shape, layout)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        y, out, rstd = ctx.saved_tensors
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        out, rstd, *y = ctx.saved_tensors
         dim = ctx.dim
         g, _ = _as_matrix(grad.contiguous(memory_format=ctx.layout), ctx.layout)
         n = g.shape[dim]
@@ -93,8 +99,16 @@ class _TanhInstanceNorm(torch.autograd.Function):
         scale = rstd / n
         dz = torch.addcmul(g.sum(dim, keepdim=True) * -scale, g, rstd)
         dz.addcmul_(out, _channel_dot(g, out, dim) * scale, value=-1)
-        torch.ops.aten.tanh_backward.grad_input(dz, y, grad_input=dz)
-        return _from_matrix(dz, ctx.shape, ctx.layout), None
+        if y:
+            torch.ops.aten.tanh_backward.grad_input(dz, y[0], grad_input=dz)
+        return _from_matrix(dz, ctx.shape, ctx.layout), None, None
+
+
+def _apply(z: torch.Tensor, eps: float, tanh: bool) -> torch.Tensor:
+    if torch.is_grad_enabled() and z.requires_grad:
+        return _InstanceNorm.apply(z, eps, tanh)
+    _, out, _, layout, _ = _forward(z, eps, tanh)
+    return _from_matrix(out, z.shape, layout)
 
 
 def tanh_instance_norm(z: torch.Tensor, eps: float) -> torch.Tensor:
@@ -102,7 +116,15 @@ def tanh_instance_norm(z: torch.Tensor, eps: float) -> torch.Tensor:
 
     z: (B, C, T, H, W) float32 or float64. Differentiable (once) when z needs a gradient.
     """
-    if torch.is_grad_enabled() and z.requires_grad:
-        return _TanhInstanceNorm.apply(z, eps)
-    _, out, _, layout, _ = _tanh_normalise(z, eps)
-    return _from_matrix(out, z.shape, layout)
+    return _apply(z, eps, tanh=True)
+
+
+def instance_norm(z: torch.Tensor, eps: float) -> torch.Tensor:
+    """InstanceNorm3d(z) (no affine, biased variance), in z's memory layout; as
+    `tanh_instance_norm` without the tanh."""
+    return _apply(z, eps, tanh=False)
+
+
+def is_channels_last(t: torch.Tensor) -> bool:
+    """Whether t is in the channels-last 3-D layout (and not also contiguous)."""
+    return _layout(t) == _CHANNELS_LAST
