@@ -72,7 +72,7 @@ class InstanceNorm3D(nn.InstanceNorm3d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if use_fused("fused", x) and is_channels_last(x):
-            return instance_norm(x.double(), self.eps).to(x.dtype)
+            return instance_norm(x, self.eps)
         return super().forward(x)
 
 

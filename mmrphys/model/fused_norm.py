@@ -18,12 +18,12 @@ this too: given a channels-last input and gradient, the stock CPU norm's backwar
 float32 channels-last kernel whose per-channel sums lost all accuracy on a 72x72 embedding
 (weight gradients of the factorization 100% off; BENCHMARKS.md, "Model speed").
 
-Every per-channel sum goes through torch.sum, whose CPU kernel sums in cascade (pairwise
-blocks): float32 sums over ~10^6 elements stay within ~1e-7 relative of the float64 sum,
-as the stock norm's float64 accumulators do. A batched matrix product (C x C, diagonal
-kept) would be faster per pass but accumulates linearly: 1e-3 relative error on a 72x72
-activation, enough to make float32 weight gradients wrong where the norm's projection
-cancels most of the incoming gradient (BENCHMARKS.md, "Model speed").
+Every per-channel sum is accumulated in float64 (torch.sum with dtype=float64), as the
+stock CPU norm's accumulators are: the backward's sums of g and g * out cancel, so their
+rounding reaches the weight gradients. A float32 batched matrix product (C x C, diagonal
+kept), faster per pass, accumulates linearly: 1e-3 relative error on a 72x72 activation;
+float32 sums in cascade still left the factorization's weight gradients 3x further from
+float64 than the stock path's (BENCHMARKS.md, "Model speed").
 """
 
 from __future__ import annotations
@@ -58,15 +58,20 @@ def _from_matrix(m: torch.Tensor, shape: torch.Size, layout: torch.memory_format
     return m.reshape(shape)
 
 
+def _channel_sum(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """sum over `dim` for every (sample, channel), keepdim, accumulated in float64."""
+    return t.sum(dim, keepdim=True, dtype=torch.float64).to(t.dtype)
+
+
 def _channel_dot(a: torch.Tensor, b: torch.Tensor, dim: int) -> torch.Tensor:
-    """sum over `dim` of a * b for every (sample, channel), keepdim, summed in cascade."""
-    return torch.mul(a, b).sum(dim, keepdim=True)
+    """sum over `dim` of a * b for every (sample, channel), keepdim, accumulated in float64."""
+    return _channel_sum(torch.mul(a, b), dim)
 
 
 def _normalise(y: torch.Tensor, dim: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(y - mean) * rstd over `dim` of a matrix view, and rstd (keepdim)."""
     n = y.shape[dim]
-    centred = y - y.sum(dim, keepdim=True) / n
+    centred = y - _channel_sum(y, dim) / n
     rstd = torch.rsqrt(_channel_dot(centred, centred, dim) / n + eps)
     return centred.mul_(rstd), rstd
 
@@ -97,7 +102,7 @@ class _InstanceNorm(torch.autograd.Function):
         # (g - mean(g) - out * mean(g * out)) * rstd as g * rstd + bias, then the
         # out term in place, then the tanh derivative: one activation-sized temporary
         scale = rstd / n
-        dz = torch.addcmul(g.sum(dim, keepdim=True) * -scale, g, rstd)
+        dz = torch.addcmul(_channel_sum(g, dim) * -scale, g, rstd)
         dz.addcmul_(out, _channel_dot(g, out, dim) * scale, value=-1)
         if y:
             torch.ops.aten.tanh_backward.grad_input(dz, y[0], grad_input=dz)
