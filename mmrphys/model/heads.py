@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmrphys.model.blocks import NORM_EPS, ConvBlock3D, conv_stack
+from mmrphys.model.blocks import NORM_EPS, ConvBlock3D, InstanceNorm3D, conv_stack
 from mmrphys.model.factorization import FeaturesFactorizationModule
 from mmrphys.model.layouts import PAD_TIME, ResolutionLayout
 
@@ -68,7 +68,7 @@ class _Head(nn.Module):
         # registered after the conv stacks: the reference's state-dict order
         if attention is not None:
             self.fsam = attention
-            self.fsam_norm = nn.InstanceNorm3d(EMBED * len(self.streams), eps=NORM_EPS)
+            self.fsam_norm = InstanceNorm3D(EMBED * len(self.streams), eps=NORM_EPS)
 
     def _stack_names(self) -> list[str]:
         if self.streams == ("",):
