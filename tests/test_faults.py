@@ -80,7 +80,7 @@ def test_the_ingest_driver_killed_mid_dataset_reruns_to_the_same_shards(ray_clus
 
 @pytest.mark.ray
 def test_a_worker_killed_mid_epoch_resumes_from_the_last_checkpoint(train_shards, tmp_path):
-    _assert_passed(fault_drills.drill_training_worker(tmp_path, train_shards))
+    _assert_passed(fault_drills.drill_training_worker(tmp_path, train_shards, epochs=2))
 
 
 @pytest.mark.ray
