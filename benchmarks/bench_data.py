@@ -129,7 +129,7 @@ def decode_cpu_rate(shards: Path, resolution: int, modality: str) -> float:
     from pipelines.data.stream import DecodeChunks
 
     decode = DecodeChunks(ModelConfig(resolution=resolution, modality=modality), ("bvp", "rsp"), with_ids=False)
-    columns = ["frames", "size", "bvp", "rsp", "rgb", "rgb_dtype", "thermal", "thermal_dtype"]
+    columns = ["frames", "size", "fps", "bvp", "rsp", "rgb", "rgb_dtype", "thermal", "thermal_dtype"]
     files = sorted((shards / "shards").glob("*.parquet"))
     start, count = time.process_time(), 0
     for file in files:
