@@ -129,7 +129,7 @@ def decode_cpu_rate(shards: Path, resolution: int, modality: str) -> float:
     from pipelines.data.stream import DecodeChunks
 
     decode = DecodeChunks(ModelConfig(resolution=resolution, modality=modality), ("bvp", "rsp"), with_ids=False)
-    columns = ["frames", "size", "bvp", "rsp", "rgb", "rgb_dtype", "thermal", "thermal_dtype"]
+    columns = ["frames", "size", "fps", "bvp", "rsp", "rgb", "rgb_dtype", "thermal", "thermal_dtype"]
     files = sorted((shards / "shards").glob("*.parquet"))
     start, count = time.process_time(), 0
     for file in files:
@@ -223,7 +223,7 @@ def gpu_chunks_per_second(flops: float, ops: int, batch: int, peak: float) -> fl
     return batch / max(flops / (peak * GPU_CONV_EFFICIENCY), ops * GPU_SECONDS_PER_OP)
 
 
-def gpu_table(shards: Path, quick: bool) -> None:
+def gpu_table(shards: Path) -> None:
     """Print the stream's chunks per CPU second against estimated GPU consumption.
 
     The step is measured at batch 2 x 64 frames; its FLOPs scale linearly to a chunk of
@@ -312,7 +312,7 @@ def stream_table(quick: bool, out: Path | None, *, with_stream: bool = True, wit
         shards = _write_shards(workdir, subjects, seconds)
         print(f"\ningest of {subjects} x {seconds:.0f} s recordings: {time.perf_counter() - start:.1f} s")
         if with_gpu:
-            gpu_table(shards, quick)
+            gpu_table(shards)
         if with_stream:
             _stream_rows(shards, quick)
     ray.shutdown()
