@@ -146,7 +146,7 @@ def test_data_an_entry_cannot_use_and_bad_seeds_fail_first(ray_cluster, tmp_path
 
     rgb_only = make_shards(tmp_path / "rgb", subjects=3, seconds=10.0, split=(0.34, 0.33, 0.33), strip=True)
     base = tiny_config(rgb_only, mlflow_uri)
-    with pytest.raises(CompareError, match="entry 'mmrphys-tsfm'.*thermal"):
+    with pytest.raises(CompareError, match="entry 'mmrphys-tsfm'.*(RSP labels|thermal frames)"):
         run_compare(base, resolve_entries(["pos", "mmrphys-tsfm"]), storage_path=tmp_path, name="x")
     with pytest.raises(CompareError, match="--seeds: must be >= 1"):
         run_compare(base, resolve_entries(["pos"]), seeds=0, storage_path=tmp_path, name="x")
