@@ -1,7 +1,7 @@
-"""The two task branches of MMRPhys: feature extractors and heads (spec 4.1-4.5).
+"""The two task branches of MMRPhys: feature extractors and heads (docs/model.md, "Layers").
 
-A head runs its conv stack(s), optionally the factorization attention with the fusion of
-spec 5.2, and its final layers. With late fusion a head has one conv stack per modality
+A head runs its conv stack(s), optionally the factorization attention with the fusion
+docs/model.md describes ("Attention: FSAM and TSFM"), and its final layers. With late fusion a head has one conv stack per modality
 (`conv_layer_rgb` / `conv_layer_thermal`) whose outputs are concatenated to 32 channels.
 """
 
@@ -22,7 +22,7 @@ FACTOR_CHANNELS = 8
 
 
 class BVPFeatureExtractor(nn.Module):
-    """CB Cin->8, CB 8->12, Dropout3d, CB 12->16 (spec 4.1)."""
+    """CB Cin->8, CB 8->12, Dropout3d, CB 12->16."""
 
     def __init__(self, c_in: int, layout: ResolutionLayout, dropout: float):
         super().__init__()
@@ -36,7 +36,7 @@ class BVPFeatureExtractor(nn.Module):
 
 
 class RSPFeatureExtractor(nn.Module):
-    """CB Cin->16, CB 16->16 (temporal stride 2), CB 16->16, Dropout3d (spec 4.2)."""
+    """CB Cin->16, CB 16->16 (temporal stride 2), CB 16->16, Dropout3d."""
 
     def __init__(self, c_in: int, layout: ResolutionLayout, dropout: float):
         super().__init__()
