@@ -1,8 +1,9 @@
 """The two task branches of MMRPhys: feature extractors and heads (docs/model.md, "Layers").
 
 A head runs its conv stack(s), optionally the factorization attention with the fusion
-docs/model.md describes ("Attention: FSAM and TSFM"), and its final layers. With late fusion a head has one conv stack per modality
-(`conv_layer_rgb` / `conv_layer_thermal`) whose outputs are concatenated to 32 channels.
+docs/model.md describes ("Attention: FSAM and TSFM"), and its final layers. With late
+fusion a head has one conv stack per modality (`conv_layer_rgb` / `conv_layer_thermal`)
+whose outputs are concatenated to 32 channels.
 """
 
 from __future__ import annotations
