@@ -6,7 +6,7 @@ recordings with its manifest, counts and splits checked.
                                       [--recordings 300] [--part memory|rate|all] [--out DIR]
 
 Memory: each path runs in a fresh interpreter (`--task`), so its peak resident set
-(`ru_maxrss`) holds that path alone; the figure printed beside it is the peak minus the
+(`VmHWM`) holds that path alone; the figure printed beside it is the peak minus the
 interpreter's resident set after the imports. `whole` is the path ingest took before the
 readers streamed: decode every frame of both cameras, crop them all, then cut and encode
 the chunks (docs/data.md, "Memory"). `stream` is the Ray task itself
@@ -21,7 +21,6 @@ import json
 import os
 import pickle
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -46,8 +45,13 @@ CONFIG = IngestConfig(chunk_frames=180)
 
 
 def _rss_mb() -> float:
-    """Peak resident set of this process so far, MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident set of this process so far (VmHWM), MiB. Not `ru_maxrss`: Linux
+    carries that over from the parent across fork and exec, so a child would report the
+    benchmark's own peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("/proc/self/status has no VmHWM line (Linux only)")
 
 
 def long_recording(folder: Path, seconds: float, width: int, height: int) -> Path:
