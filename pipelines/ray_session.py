@@ -37,6 +37,11 @@ def set_verbose(verbose: bool) -> None:
     _VERBOSE = verbose
     for name in ("ray", "mlflow"):
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    # Ray 2.60 says at every local start that it turned token authentication on (it stays on).
+    # Setting RAY_AUTH_MODE here instead would come too late for the driver's cached Ray
+    # config (its GCS client would then connect without the token), so the note is hidden.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.INFO if verbose else logging.ERROR)
     if not verbose:
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -68,9 +73,6 @@ def ensure_ray(min_cpus: float = 0) -> None:
         # a cluster job ships its code with its own runtime_env (cluster/ submit helper)
         ray.init(**console)
         return
-    # Ray 2.60 turns token authentication on for a new local cluster and warns that it did;
-    # asking for it keeps it on without the warning
-    os.environ.setdefault("RAY_AUTH_MODE", "token")
     pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
     cores = os.cpu_count() or 1
     # two slots beyond the training workers keep Ray Data's read and map tasks schedulable

@@ -69,3 +69,19 @@ def test_the_validation_snr_is_the_same_in_the_checkpoint_and_the_report(quiet_r
     for task, rate in (("bvp", "hr"), ("rsp", "rr")):
         for key in ("SNR", "MAE", "MACC"):
             assert float(summary[task][key]) == pytest.approx(metrics[f"val_{rate}_{key.lower()}"], rel=1e-9), (task, key)
+
+
+def test_a_local_cluster_starts_quietly(tmp_path: Path) -> None:
+    """The path `mmrphys demo` takes on a laptop: no RAY_ADDRESS, a local cluster of its own."""
+    script = ("import ray\n"
+              "from pipelines.ray_session import ensure_ray, set_verbose\n"
+              "set_verbose(False)\n"
+              "ensure_ray(2)\n"
+              "print('rows', ray.data.range(50).map_batches(lambda b: b, batch_format='numpy').count())\n")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = str(REPO)
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "rows 50"
+    assert done.stderr.strip() == "", done.stderr[-3000:]
