@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 
 import numpy as np
 
@@ -21,16 +20,7 @@ from mmrphys.config import SyntheticConfig
 from mmrphys.data.synthetic import render
 from mmrphys.data.video import crop_resize
 from mmrphys.metrics import waveform_rates
-
-
-def best_of(fn, repeats: int) -> float:
-    """Fastest wall time of `repeats` calls, seconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best_of
 
 
 def accuracy(videos: int, fps: float) -> None:

@@ -1,5 +1,6 @@
 """MMRPhys speed: training step (batch 4 x 180 frames, TSFM fed the labels, Smooth L1,
-backward, Adam) and single-clip inference, for each way of running the same model.
+backward, Adam), inference per clip and batch throughput (PyTorch and ONNX Runtime), for
+each way of running the same model, and the float32 numerics of the stock and fused paths.
 
 Four paths, each in its own worker process, their steps interleaved one by one so that
 machine load hits them alike:
@@ -9,8 +10,8 @@ machine load hits them alike:
 - `stock+reuse`: the same, in a process started with mmrphys.host_memory.reuse_env();
 - `fused`: channels-last activations and the fused Tanh+InstanceNorm (kernels "fused");
 - `fused+reuse`: both, which is what `mmrphys train` runs on CPU by default.
-Unless --no-check, the fused outputs and weight gradients are compared with the stock
-ones (same weights, same dropout masks) to show the numerics are unchanged.
+Unless --no-check, the float32 eval outputs and weight gradients of `stock` and `fused`
+are compared with a float64 run of the same weights (`float64_distances`).
 
     python benchmarks/bench_model.py                       # LEF, MEF, SEF x RGB, RGB+T
     python benchmarks/bench_model.py --variants SEF --repeats 5 --json out.json
@@ -110,10 +111,10 @@ def worker(spec: dict) -> None:
         loss.backward()
         optimizer.step()
 
-    def infer():
+    def infer(clips: int):
         model.eval()
         with torch.no_grad():
-            model(clip[:1])
+            model(clip[:clips])
         model.train()
 
     for line in sys.stdin:
@@ -121,7 +122,9 @@ def worker(spec: dict) -> None:
         if command == "train":
             reply = timed(train_step, device)
         elif command == "infer":
-            reply = timed(infer, device)
+            reply = timed(lambda: infer(1), device)
+        elif command == "infer_batch":
+            reply = timed(lambda: infer(len(clip)), device)
         else:  # "peak": the process's peak resident memory, GiB
             reply = peak_memory_gib()
         print(json.dumps(reply), flush=True)
@@ -151,21 +154,36 @@ class Worker:
         self.process.wait()
 
 
-def numerics(name: str, modality: str, batch: int, frames: int, device: torch.device) -> tuple[float, float]:
-    """Max |fused - stock| over training outputs, and over weight gradients relative to
-    each gradient's largest entry (float32, same weights and dropout masks)."""
-    results = []
+def float64_distances(name: str, modality: str, batch: int, frames: int) -> dict[str, tuple[float, float]]:
+    """How far float32 `stock` and `fused` are from float64, same weights, no dropout, one
+    training step with TSFM fed the labels: {kernels: (max |eval output - float64| over
+    tasks, max over weight gradients of max |grad - float64 grad| / max |float64 grad|)}."""
+    config = variant(name, modality=modality, frames=frames, dropout=0.0, kernels="stock")
+    torch.manual_seed(0)
+    weights = MMRPhys(config).state_dict()
+    generator = torch.Generator().manual_seed(0)
+    size = config.resolution
+    x = torch.rand(batch, config.in_channels, frames + 1, size, size, generator=generator, dtype=torch.float64) * 255
+    labels = {t: torch.randn(batch, frames, generator=generator, dtype=torch.float64) for t in config.tasks}
+
+    def run(dtype: torch.dtype, kernels: str) -> tuple[dict, list]:
+        model = MMRPhys(config.with_overrides([f"kernels={kernels}"]))
+        model.load_state_dict(weights)
+        model = model.to(dtype).train()
+        typed = {t: v.to(dtype) for t, v in labels.items()}
+        multitask_loss(model(x.to(dtype), typed), typed)[0].backward()
+        with torch.no_grad():
+            outputs = model.eval()(x.to(dtype))
+        return {t: v.double() for t, v in outputs.items()}, [p.grad.double() for p in model.parameters()]
+
+    exact_outputs, exact_grads = run(torch.float64, "stock")
+    distances = {}
     for kernels in ("stock", "fused"):
-        config, clip, labels = inputs(name, modality, batch, frames, kernels, device)
-        torch.manual_seed(0)
-        model = MMRPhys(config).to(device).train()
-        out = model(clip, labels)
-        multitask_loss(out, labels)[0].backward()
-        results.append((out, [p.grad for p in model.parameters()]))
-    (a, ga), (b, gb) = results
-    out_diff = max((a[k] - b[k]).abs().max().item() for k in a)
-    grad_diff = max(((x - y).abs().max() / y.abs().max()).item() for x, y in zip(ga, gb))
-    return out_diff, grad_diff
+        outputs, grads = run(torch.float32, kernels)
+        output = max((outputs[t] - exact_outputs[t]).abs().max().item() for t in outputs)
+        grad = max(((g - e).abs().max() / e.abs().max()).item() for g, e in zip(grads, exact_grads))
+        distances[kernels] = (output, grad)
+    return distances
 
 
 def bench(name: str, modality: str, args: argparse.Namespace) -> dict:
@@ -178,11 +196,14 @@ def bench(name: str, modality: str, args: argparse.Namespace) -> dict:
             w.ask("infer")
         train = {path: [] for path in workers}
         infer = {path: [] for path in workers}
+        batch = {path: [] for path in workers}
         for _ in range(args.repeats):
             for path, w in workers.items():
                 train[path].append(w.ask("train"))
             for path, w in workers.items():
                 infer[path].append(w.ask("infer"))
+            for path, w in workers.items():
+                batch[path].append(w.ask("infer_batch"))
         peak = {path: w.ask("peak") for path, w in workers.items()}
     finally:
         for w in workers.values():
@@ -192,48 +213,71 @@ def bench(name: str, modality: str, args: argparse.Namespace) -> dict:
         row[f"train_{path}_s"] = statistics.median(t[0] for t in train[path])
         row[f"train_{path}_cpu_s"] = statistics.median(t[1] for t in train[path])
         row[f"infer_{path}_s"] = statistics.median(t[0] for t in infer[path])
+        row[f"batch_{path}_s"] = statistics.median(t[0] for t in batch[path])
         row[f"peak_{path}_gib"] = peak[path]
     if args.check:
-        row["max_output_diff"], row["max_grad_rel_diff"] = numerics(name, modality, args.batch, args.frames,
-                                                                    torch.device(args.device))
+        for kernels, (output, grad) in float64_distances(name, modality, 1, args.frames).items():
+            row[f"f64_output_{kernels}"], row[f"f64_grad_{kernels}"] = output, grad
     if args.onnx and args.device == "cpu":
-        row["infer_onnx_s"] = onnx_latency(name, modality, args)
+        row["infer_onnx_s"], row["batch_onnx_s"] = onnx_latency(name, modality, args)
     return row
 
 
-def onnx_latency(name: str, modality: str, args: argparse.Namespace) -> float:
+def onnx_latency(name: str, modality: str, args: argparse.Namespace) -> tuple[float, float]:
+    """ONNX Runtime (CPU provider): median seconds for one clip and for a batch."""
     import onnxruntime as ort
 
-    config, clip, _ = inputs(name, modality, 1, args.frames, "stock", torch.device("cpu"))
+    config, clip, _ = inputs(name, modality, args.batch, args.frames, "stock", torch.device("cpu"))
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(MMRPhys(config).eval(), Path(tmp) / "model.onnx")
         options = ort.SessionOptions()
         options.intra_op_num_threads = args.threads
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        array = clip.numpy()
-        run_onnx(session, array)
-        return statistics.median(timed(lambda: run_onnx(session, array), torch.device("cpu"))[0]
-                                 for _ in range(args.repeats))
+        one, batch = clip[:1].numpy(), clip.numpy()
+        run_onnx(session, one)
+        run_onnx(session, batch)
+        cpu = torch.device("cpu")
+        return tuple(
+            statistics.median(timed(lambda: run_onnx(session, a), cpu)[0] for _ in range(args.repeats))
+            for a in (one, batch)
+        )
 
 
-def markdown(rows: list[dict]) -> str:
+def markdown(rows: list[dict], batch: int) -> str:
+    """Two tables: training step and numerics; inference per clip and batch throughput."""
     names = {"rgb": "RGB", "rgbt": "RGB+T", "thermal": "T"}
     lines = [
         "| variant | input | " + " | ".join(f"train step {p} (s)" for p in PATHS)
-        + f" | speed-up {DEFAULT} vs {BASELINE} (wall / CPU) | inference {BASELINE} / {DEFAULT} (s) | "
-        "ONNX Runtime (s) | peak memory stock / fused+reuse (GiB) | max output / rel. grad diff |",
-        "|---|---|" + "---|" * (len(PATHS) + 5),
+        + f" | speed-up {DEFAULT} vs {BASELINE} (wall / CPU) | peak memory {BASELINE} / {DEFAULT} (GiB) | "
+        "float32 vs float64: eval output stock / fused | weight grad (rel.) stock / fused |",
+        "|---|---|" + "---|" * (len(PATHS) + 4),
     ]
     for r in rows:
-        onnx = f"{r['infer_onnx_s']:.3f}" if "infer_onnx_s" in r else "-"
-        check = f"{r['max_output_diff']:.1e} / {r['max_grad_rel_diff']:.1e}" if "max_output_diff" in r else "-"
         speed = (f"{r[f'train_{BASELINE}_s'] / r[f'train_{DEFAULT}_s']:.2f}x / "
                  f"{r[f'train_{BASELINE}_cpu_s'] / r[f'train_{DEFAULT}_cpu_s']:.2f}x")
+        check = ["-", "-"]
+        if "f64_output_stock" in r:
+            check = [f"{r[f'f64_{q}_stock']:.1e} / {r[f'f64_{q}_fused']:.1e}" for q in ("output", "grad")]
         lines.append(
             f"| {r['variant']} | {names[r['modality']]} {r['resolution']}x{r['resolution']} | "
             + " | ".join(f"{r[f'train_{p}_s']:.2f}" for p in PATHS)
-            + f" | {speed} | {r[f'infer_{BASELINE}_s']:.3f} / {r[f'infer_{DEFAULT}_s']:.3f} | {onnx} | "
-            f"{r[f'peak_{BASELINE}_gib']:.2f} / {r[f'peak_{DEFAULT}_gib']:.2f} | {check} |"
+            + f" | {speed} | {r[f'peak_{BASELINE}_gib']:.2f} / {r[f'peak_{DEFAULT}_gib']:.2f} | "
+            + " | ".join(check) + " |"
+        )
+    lines += [
+        "",
+        f"| variant | input | per clip {BASELINE} / {DEFAULT} / ONNX Runtime (s) | "
+        f"batch of {batch}, clips/s {BASELINE} / {DEFAULT} / ONNX Runtime |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        clip = [r[f"infer_{BASELINE}_s"], r[f"infer_{DEFAULT}_s"], r.get("infer_onnx_s")]
+        rate = [batch / r[f"batch_{BASELINE}_s"], batch / r[f"batch_{DEFAULT}_s"],
+                batch / r["batch_onnx_s"] if "batch_onnx_s" in r else None]
+        lines.append(
+            f"| {r['variant']} | {names[r['modality']]} {r['resolution']}x{r['resolution']} | "
+            + " / ".join("-" if v is None else f"{v:.3f}" for v in clip) + " | "
+            + " / ".join("-" if v is None else f"{v:.1f}" for v in rate) + " |"
         )
     return "\n".join(lines)
 
@@ -248,7 +292,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads per worker")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--no-onnx", dest="onnx", action="store_false")
-    parser.add_argument("--no-check", dest="check", action="store_false", help="skip the stock vs fused comparison")
+    parser.add_argument("--no-check", dest="check", action="store_false", help="skip the float64 comparison")
     parser.add_argument("--json", default=None, help="also write the rows as JSON here")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -261,7 +305,7 @@ def main() -> None:
         for modality in args.modalities:
             rows.append(bench(name, modality, args))
             print(json.dumps(rows[-1]), flush=True)
-    print(markdown(rows))
+    print(markdown(rows, args.batch))
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine(), "threads": args.threads, "rows": rows}, indent=2))
 

@@ -82,22 +82,22 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     results = []
     begun = time.perf_counter()
+    models = [load_model(path) for path in checkpoints]
     for name in args.presets:
         config = SyntheticConfig.from_preset(name, args.overrides)
         root = args.workdir / "data" / name
         shutil.rmtree(root, ignore_errors=True)
-        for path in checkpoints:
-            model, artifact = load_model(path)
-            started = time.perf_counter()
-            # every checkpoint sees the same recordings; the folder is rewritten per model
-            shutil.rmtree(root, ignore_errors=True)
-            evaluation = score_preset(model, artifact, config, root, recordings=args.recordings,
-                                      seconds=args.seconds, seed=args.seed)
-            row = {"checkpoint": path.name, "preset": name, "seconds": time.perf_counter() - started,
-                   "summary": evaluation.to_dict()["summary"], "per_recording": evaluation.to_dict()["per_recording"]}
+        started = time.perf_counter()
+        # every checkpoint sees the same recordings
+        evaluations = score_preset(models, config, root, recordings=args.recordings, seconds=args.seconds,
+                                   seed=args.seed)
+        for path, evaluation in zip(checkpoints, evaluations):
+            row = {"checkpoint": path.name, "preset": name, "summary": evaluation.to_dict()["summary"],
+                   "per_recording": evaluation.to_dict()["per_recording"]}
             results.append(row)
             parts = [f"{t} MAE {_fmt(s['MAE'])}" for t, s in row["summary"].items()]
-            print(f"{name:9} {path.name[:48]:48} {', '.join(parts)} ({row['seconds']:.0f}s)", flush=True)
+            print(f"{name:9} {path.name[:48]:48} {', '.join(parts)}", flush=True)
+        print(f"{name}: {time.perf_counter() - started:.0f}s for {len(models)} checkpoints", flush=True)
     speed = [] if args.no_speed else speed_and_disk(args.presets, args.workdir, args.seconds)
     report = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_avg": os.getloadavg()},

@@ -9,23 +9,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import numpy as np
 from scipy.sparse import spdiags
 
 from mmrphys import signals
 from mmrphys.metrics import evaluate_recordings
-
-
-def best_of(fn, repeats: int) -> float:
-    """Fastest wall time of `repeats` calls, seconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best_of
 
 
 def dense_detrend(z: np.ndarray, lam: float = 100.0) -> np.ndarray:

@@ -228,8 +228,10 @@ def predict_chunks(
     """Eval-mode predictions (no labels reach the model) and losses over id-carrying batches.
 
     Batches also hold "recording_id", "chunk_index" and "fps" per row. Losses are of the
-    raw outputs; the kept predictions are z-scored per chunk, as every serving path
-    (`mmrphys.inference.Predictor`) gives them, so validation and evaluation agree.
+    raw outputs; the kept predictions are z-scored per chunk and computed in full
+    precision, as every serving path (`mmrphys.inference.Predictor`) gives them, so the
+    checkpoint's validation metrics and the evaluation of that checkpoint agree (one SNR
+    per model and window; tests/test_console.py).
     """
     model.eval()
     out = ValidationOutput([], [], [], {t: [] for t in tasks}, {t: [] for t in tasks},
@@ -237,8 +239,7 @@ def predict_chunks(
     for batch in batches:
         video = torch.as_tensor(np.asarray(batch["video"]), dtype=torch.float32).to(device, non_blocking=True)
         labels = _labels(batch, tasks, device)
-        with autocast(device, train.precision):
-            predictions = model(video)
+        predictions = model(video)
         predictions = {task: predictions[task].float() for task in tasks}
         labels = _aligned(labels, predictions)
         total, per_task = multitask_loss(predictions, labels, dict(weights), kind=train.loss, fps=batch["fps"])

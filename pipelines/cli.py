@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "datasets": ("pipelines.commands.datasets", "list a raw dataset's recordings and check their labels before ingest"),
     "evaluate-signals": ("pipelines.commands.evaluate_signals", "HR/RR metrics of predicted vs label waveforms from files"),
     "tune": ("pipelines.commands.tune", "search resolution, modality pairing, attention and more with Ray Tune"),
+    "compare": ("pipelines.commands.compare", "train and evaluate several models on the same data, seeds and metrics"),
     "submit": ("pipelines.commands.submit", "run an mmrphys command on a Ray cluster as a Ray job"),
 }
 

@@ -10,12 +10,14 @@ the experiment) would scatter artifacts into Ray's session folders.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
+import sys
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,56 +131,121 @@ def start_run(uri: str, tracking: TrackingConfig, *, run_name: str, tags: Mappin
     return run.info.run_id
 
 
-class RunLogger:
-    """Logs to one existing run by id; safe to build inside a Ray worker."""
+#: beside a training run's history: the MLflow calls the store refused, in order
+SPOOL_FILE = "mlflow_spool.jsonl"
+#: what a store that is down, locked, read-only or unreachable raises through MLflow
+STORE_ERRORS = (MlflowException, OSError)
 
-    def __init__(self, uri: str, run_id: str):
+
+class RunLogger:
+    """Logs to one existing run by id; safe to build inside a Ray worker.
+
+    With `spool` (a file), the store being unavailable does not stop the caller: a call
+    it refuses is appended to the spool and kept; before each later call the kept ones
+    are sent first, in order (their metrics keep their own time and step), and once they
+    are through the run gets a `mmrphys.tracking_gap` tag saying what came late. The
+    outage and the recovery are printed on stderr. Without `spool`, a refused call raises.
+    """
+
+    def __init__(self, uri: str, run_id: str, spool: str | Path | None = None):
         self.uri = uri
         self.run_id = run_id
         self._client = client(uri)
+        self._spool = Path(spool) if spool else None
+        # calls kept from an earlier process (a restarted worker) go first
+        self._held: list[dict] = []
+        if self._spool is not None and self._spool.is_file():
+            self._held = [json.loads(line) for line in self._spool.read_text().splitlines() if line.strip()]
+
+    @property
+    def held(self) -> int:
+        """Calls refused by the store and not yet sent."""
+        return len(self._held)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log parameters (a flattened config), skipping ones already logged."""
-        existing = self._client.get_run(self.run_id).data.params
-        fresh = [
-            Param(key, str(value)[:_PARAM_VALUE_LIMIT])
-            for key, value in params.items()
-            if key not in existing
-        ]
-        for start in range(0, len(fresh), 100):
-            self._client.log_batch(self.run_id, params=fresh[start : start + 100])
+        self._call("params", {key: str(value)[:_PARAM_VALUE_LIMIT] for key, value in params.items()})
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log finite numeric metrics; NaN (e.g. Pearson of a constant) is skipped."""
-        now = int(time.time() * 1000)
-        batch = [
-            Metric(key, float(value), now, step or 0)
-            for key, value in metrics.items()
+        values = {
+            key: float(value) for key, value in metrics.items()
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        ]
-        if batch:
-            self._client.log_batch(self.run_id, metrics=batch)
+        }
+        if values:
+            self._call("metrics", values, int(time.time() * 1000), step or 0)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Upload a file or a folder's contents."""
-        path = Path(path)
-        if path.is_dir():
-            self._client.log_artifacts(self.run_id, str(path), artifact_path)
-        else:
-            self._client.log_artifact(self.run_id, str(path), artifact_path)
+        self._call("artifact", str(path), artifact_path)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set run tags."""
-        for key, value in tags.items():
-            self._client.set_tag(self.run_id, key, str(value))
+        self._call("tags", {key: str(value) for key, value in tags.items()})
 
     def reopen(self) -> None:
         """Mark a finished or failed run as running again (a resumed training run)."""
-        self._client.update_run(self.run_id, status="RUNNING")
+        self._call("status", "RUNNING")
 
     def finish(self, status: str = "FINISHED") -> None:
         """Close the run as FINISHED, FAILED or KILLED."""
-        self._client.set_terminated(self.run_id, status=status)
+        self._call("status", status)
+
+    def _call(self, kind: str, *args: Any) -> None:
+        if self._spool is None:
+            self._send(kind, args)
+            return
+        call = {"kind": kind, "args": list(args)}
+        try:
+            self._send_held()
+            self._send(kind, args)
+        except STORE_ERRORS as err:
+            if not self._held:
+                print(f"[mmrphys] MLflow store {self.uri} unavailable ({type(err).__name__}: "
+                      f"{str(err).splitlines()[0] if str(err) else ''}); training goes on, the calls it refuses "
+                      f"are kept in {self._spool} and sent when it is back", file=sys.stderr, flush=True)
+            self._held.append(call)
+            with self._spool.open("a") as spool:
+                spool.write(json.dumps(call) + "\n")
+
+    def _send_held(self) -> None:
+        """Send the kept calls in order; on success say what came late and clear the spool."""
+        if not self._held:
+            return
+        count = len(self._held)
+        while self._held:
+            self._send(self._held[0]["kind"], self._held[0]["args"])
+            self._held.pop(0)
+            # what is sent leaves the spool at once: a kill now repeats nothing
+            self._spool.write_text("".join(json.dumps(c) + "\n" for c in self._held))
+        self._spool.unlink(missing_ok=True)
+        gap = f"{count} calls reached MLflow late (the store was unavailable); they carry their own times and steps"
+        self._send("tags", ({"mmrphys.tracking_gap": gap},))
+        print(f"[mmrphys] MLflow store {self.uri} is back: {gap}", file=sys.stderr, flush=True)
+
+    def _send(self, kind: str, args: Sequence[Any]) -> None:
+        if kind == "metrics":
+            values, timestamp, step = args
+            batch = [Metric(key, value, timestamp, step) for key, value in values.items()]
+            self._client.log_batch(self.run_id, metrics=batch)
+        elif kind == "params":
+            existing = self._client.get_run(self.run_id).data.params
+            fresh = [Param(key, value) for key, value in args[0].items() if key not in existing]
+            for start in range(0, len(fresh), 100):
+                self._client.log_batch(self.run_id, params=fresh[start : start + 100])
+        elif kind == "artifact":
+            path, artifact_path = Path(args[0]), args[1]
+            if path.is_dir():
+                self._client.log_artifacts(self.run_id, str(path), artifact_path)
+            else:
+                self._client.log_artifact(self.run_id, str(path), artifact_path)
+        elif kind == "tags":
+            for key, value in args[0].items():
+                self._client.set_tag(self.run_id, key, value)
+        elif args[0] == "RUNNING":
+            self._client.update_run(self.run_id, status="RUNNING")
+        else:
+            self._client.set_terminated(self.run_id, status=args[0])
 
 
 def model_input_tags(config: ModelConfig) -> dict[str, str]:

@@ -57,3 +57,40 @@ def test_bp4d_pre_cropped_rgb_thermal_streams_as_four_channels(ray_cluster, tmp_
     assert tuple(batch["video"].shape) == (2, 4, 16, 36, 36)
     assert tuple(batch["rsp"].shape) == (2, 16)
     assert np.isfinite(batch["video"].numpy()).all()
+
+
+def test_every_frame_source_streams_the_frames_of_a_whole_load_a_window_at_a_time(tmp_path: Path) -> None:
+    import cv2
+
+    from mmrphys.config import SyntheticConfig
+    from mmrphys.data.datasets import read_dataset
+    from mmrphys.data.synthetic import generate_dataset
+
+    [video] = generate_dataset(tmp_path / "raw", subjects=1, seconds=1.0, seed=1,
+                               config=SyntheticConfig(width=64, height=48))
+    frames = next(read_dataset("folder", tmp_path / "raw")).load_rgb()
+    as_npy = Path(str(video).replace("S01_1", "S02_1"))
+    as_npy.mkdir()
+    for name in ("meta.json", "labels.csv"):
+        (as_npy / name).write_bytes((video / name).read_bytes())
+    np.save(as_npy / "rgb.npy", frames)
+    thermal = np.load(video / "thermal.npy")
+    (as_npy / "thermal").mkdir()
+    for index, plane in enumerate(np.clip(thermal * 100, 0, 65535).astype(np.uint16)):
+        cv2.imwrite(str(as_npy / "thermal" / f"{index:04d}.png"), plane)
+    as_pngs = Path(str(video).replace("S01_1", "S03_1"))
+    (as_pngs / "rgb").mkdir(parents=True)
+    for name in ("meta.json", "labels.csv", "thermal.npy"):
+        (as_pngs / name).write_bytes((video / name).read_bytes())
+    for index, frame in enumerate(frames):
+        cv2.imwrite(str(as_pngs / "rgb" / f"{index:04d}.png"), frame[..., ::-1])
+
+    recordings = list(read_dataset("folder", tmp_path / "raw"))
+    assert len(recordings) == 3
+    for recording in recordings:
+        for stream, whole in ((recording.stream_rgb, recording.load_rgb()),
+                              (recording.stream_thermal, recording.load_thermal())):
+            windows = list(stream(7))
+            assert [len(w) for w in windows] == [7] * (len(whole) // 7) + ([len(whole) % 7] if len(whole) % 7 else [])
+            np.testing.assert_array_equal(np.concatenate(windows), whole)
+        np.testing.assert_array_equal(recording.load_rgb(), frames)

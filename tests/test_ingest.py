@@ -167,12 +167,66 @@ def test_rerun_skips_finished_recordings_and_redoes_missing_ones(ingested, capsy
 
     redo = out / next(r["shard"] for r in manifest["recordings"] if r["status"] == "accepted")
     redo.with_suffix(".json").unlink()
+    # what a SIGKILLed run leaves: a half-written shard and manifest under temporary names
+    orphans = [redo.with_name(f".{redo.name}.0123abcd.tmp"), out / ".manifest.json.4567ef.tmp"]
+    for orphan in orphans:
+        orphan.write_bytes(b"half a file")
     ingest("synthetic", root, out, config=CONFIG)
-    assert "11 already done, 1 to process" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "11 already done, 1 to process; removed 2 partial files of an interrupted run" in printed
     assert redo.stat().st_mtime_ns != stamps[redo]
     assert all(p.stat().st_mtime_ns == stamps[p] for p in shards if p != redo)
     # no temporary file survives
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_failure_is_reported_apart_from_rejections_never_cached_and_retried(ray_cluster, tmp_path, capsys):
+    from pipelines.cli import main
+    from pipelines.data.ingest import IngestIncomplete
+    from pipelines.data.ingest_recording import TASK_RETRIES
+
+    root, out = tmp_path / "raw", tmp_path / "out"
+    generate_dataset(root, subjects=3, seconds=3.0, seed=2, config=SyntheticConfig(width=64, height=48))
+    thermal = root / "S02_1" / "thermal.npy"
+    kept = thermal.read_bytes()
+    # not bad data but an OS error reading it (here: a folder where the file should be)
+    thermal.unlink()
+    thermal.mkdir()
+    (_variant(root, "S01_1", "Bnolabels") / "labels.csv").unlink()
+    args = ["ingest", "--dataset", "synthetic", "--root", str(root), "--out", str(out),
+            "--chunk-frames", "40", "ingest.preprocessing.detect_every=10"]
+
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert "failed: 1 recordings" in captured.out and "rejected: 1 recordings" in captured.out
+    assert "FAILED synthetic/S02/1: IsADirectoryError" in captured.out
+    assert "1 of 4 recordings failed" in captured.err and "run the same ingest again" in captured.err
+    manifest = json.loads((out / "manifest.json").read_text())
+    counts = manifest["counts"]
+    assert (counts["accepted_recordings"], counts["rejected_recordings"], counts["failed_recordings"]) == (2, 1, 1)
+    [failure] = manifest["failures"]
+    assert failure["recording_id"] == "synthetic/S02/1" and str(thermal) in failure["reason"]
+    assert failure["attempts"] == TASK_RETRIES + 1  # Ray retried the transient error, then gave up
+    assert [r["recording_id"] for r in manifest["validation_report"]] == ["synthetic/Bnolabels/1"]
+    sidecars = {json.loads(p.read_text())["recording_id"]: json.loads(p.read_text())
+                for p in (out / "shards").glob("*.json")}
+    assert sidecars["synthetic/S02/1"]["status"] == "failed" and sidecars["synthetic/S02/1"]["shard"] is None
+    assert "Traceback" in sidecars["synthetic/S02/1"]["traceback"]
+
+    # the cause goes away: only the failed recording is redone, the rejection stays cached
+    thermal.rmdir()
+    thermal.write_bytes(kept)
+    manifest = ingest("synthetic", root, out, config=CONFIG)
+    assert "3 already done, 1 to process" in capsys.readouterr().out
+    counts = manifest["counts"]
+    assert (counts["accepted_recordings"], counts["rejected_recordings"], counts["failed_recordings"]) == (3, 1, 0)
+    assert manifest["failures"] == []
+
+    thermal.unlink()
+    thermal.mkdir()
+    with pytest.raises(IngestIncomplete, match="1 of 4 recordings failed") as failed:
+        ingest("synthetic", root, out, config=CONFIG, overwrite=True, progress=False)
+    assert failed.value.manifest["counts"]["failed_recordings"] == 1
 
 
 def test_shard_settings_not_the_split_decide_what_is_redone():
@@ -237,6 +291,7 @@ def test_ingest_command_prints_counts_rejections_and_paths(ingested, capsys):
                  "--chunk-frames", "40", "ingest.preprocessing.detect_every=10"]) == 0
     printed = capsys.readouterr().out
     assert "23 chunks from 6 of 12 recordings (12 subjects)" in printed
+    assert "failed: 0 recordings" in printed
     assert "rejected synthetic/Bnan/1 chunk 0: bvp labels have" in printed
     assert f"manifest and validation report: {out / 'manifest.json'}" in printed
     assert main(["ingest", "--dataset", "folder", "--root", str(out / "nothing"), "--out", str(out)]) == 2

@@ -147,12 +147,14 @@ def test_synth_command_writes_a_dataset_and_says_where(tmp_path, capsys):
 
     out = tmp_path / "raw"
     assert main(["synth", "--out", str(out), "--subjects", "2", "--seconds", "1",
-                 "--set", "width=64", "--set", "height=48"]) == 0
+                 "synthetic.width=64", "synthetic.height=48"]) == 0
     printed = capsys.readouterr().out
     assert f"wrote 2 recordings (60 frames" in printed and str(out) in printed
     assert sorted(p.name for p in out.iterdir()) == ["S01_1", "S02_1", "synthetic.json"]
-    assert main(["synth", "--out", str(out), "--set", "pulse_amplitude=[3,1]"]) == 2
-    assert "SyntheticConfig.pulse_amplitude" in capsys.readouterr().out
+    assert main(["synth", "--out", str(out), "synthetic.pulse_amplitude=[3,1]"]) == 2
+    assert "error: SyntheticConfig.pulse_amplitude" in capsys.readouterr().err
+    assert main(["synth", "--out", str(tmp_path / "none"), "--subjects", "0"]) == 2
+    assert "need at least one subject" in capsys.readouterr().err and not (tmp_path / "none").exists()
 
 
 def test_presets_are_named_and_any_field_overrides_them():
@@ -180,6 +182,6 @@ def test_synth_command_takes_a_preset(tmp_path, capsys):
 
     out = tmp_path / "raw"
     assert main(["synth", "--out", str(out), "--subjects", "1", "--seconds", "1", "--preset", "realistic",
-                 "--set", "width=64", "--set", "height=48"]) == 0
+                 "width=64", "height=48"]) == 0
     assert "preset realistic" in capsys.readouterr().out
     assert json.loads((out / "synthetic.json").read_text())["config"]["preset"] == "realistic"

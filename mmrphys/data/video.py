@@ -2,7 +2,8 @@
 
 The steps the ingest applies to every recording, in order:
 
-1. decode (`read_video`, `read_frames`): uint8 RGB, errors name the file;
+1. decode (`stream_video`, `stream_frame_files`: a window of frames at a time;
+   `read_video`, `read_frames`: all of them): uint8 RGB, errors name the file;
 2. face boxes: the recording's own (synthetic, annotated) or the Haar cascade that ships
    with OpenCV (`detect_faces`), re-detected every N frames, falling back to the last
    good box, with a per-frame flag of whether a face was found;
@@ -15,12 +16,13 @@ The steps the ingest applies to every recording, in order:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from mmrphys.data.recording import DatasetError
+from mmrphys.data.recording import COLLECT_WINDOW, DatasetError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 #: frames a container may declare beyond those decoded before we call a video truncated
@@ -40,11 +42,12 @@ def declared_fps(path: str | Path) -> float:
     return fps
 
 
-def read_video(path: str | Path) -> tuple[np.ndarray, float]:
-    """Decode a whole video file: (uint8 RGB frames (T, H, W, 3), container fps).
+def stream_video(path: str | Path, window: int) -> Iterator[np.ndarray]:
+    """Decode a video file in order, at most `window` uint8 RGB frames (w, H, W, 3) at a time.
 
     Raises DatasetError naming the file when it cannot be opened, holds no frames, or
-    decodes fewer frames than its container declares (truncated or corrupt).
+    decodes fewer frames than its container declares (truncated or corrupt): the last
+    two only once the stream reaches the end.
     """
     path = Path(path)
     if not path.is_file():
@@ -54,23 +57,34 @@ def read_video(path: str | Path) -> tuple[np.ndarray, float]:
         if not capture.isOpened():
             raise DatasetError(f"{path}: OpenCV cannot open this video (unreadable or unsupported codec)")
         declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        fps = float(capture.get(cv2.CAP_PROP_FPS))
+        decoded = 0
         frames = []
         while True:
             ok, frame = capture.read()
+            if ok:
+                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            if frames and (len(frames) == window or not ok):
+                decoded += len(frames)
+                yield np.stack(frames)
+                frames = []
             if not ok:
                 break
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
     finally:
         capture.release()
-    if not frames:
+    if not decoded:
         raise DatasetError(f"{path}: no frames could be decoded (empty, truncated or corrupt video)")
-    if declared > 0 and len(frames) < declared - _FRAME_COUNT_SLACK:
+    if declared > 0 and decoded < declared - _FRAME_COUNT_SLACK:
         raise DatasetError(
             f"{path}: truncated or corrupt video: the container declares {declared} frames, "
-            f"only {len(frames)} decoded"
+            f"only {decoded} decoded"
         )
-    return np.stack(frames), fps
+
+
+def read_video(path: str | Path) -> tuple[np.ndarray, float]:
+    """Decode a whole video file: (uint8 RGB frames (T, H, W, 3), container fps); the
+    errors of `stream_video`."""
+    frames = np.concatenate(list(stream_video(path, COLLECT_WINDOW)))
+    return frames, declared_fps(path)
 
 
 def read_frames(folder: str | Path, *, sixteen_bit: bool = False) -> np.ndarray:
@@ -79,30 +93,43 @@ def read_frames(folder: str | Path, *, sixteen_bit: bool = False) -> np.ndarray:
     Returns uint8 RGB (T, H, W, 3), or with `sixteen_bit` the single-channel frames as
     stored (e.g. uint16 thermal, (T, H, W)). Raises DatasetError naming the bad file.
     """
+    return np.concatenate(list(stream_frames(folder, COLLECT_WINDOW, sixteen_bit=sixteen_bit)))
+
+
+def stream_frames(folder: str | Path, window: int, *, sixteen_bit: bool = False) -> Iterator[np.ndarray]:
+    """`read_frames`, at most `window` frames at a time."""
     folder = Path(folder)
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
     if not files:
         raise DatasetError(f"{folder}: no image frames ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-    return read_frame_files(files, sixteen_bit=sixteen_bit)
+    return stream_frame_files(files, window, sixteen_bit=sixteen_bit)
 
 
 def read_frame_files(files: list[Path], *, sixteen_bit: bool = False) -> np.ndarray:
     """Decode image files in the order given (dataset readers order them by index or
     capture time), as `read_frames` does for a folder."""
-    frames = []
-    for file in files:
-        image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED if sixteen_bit else cv2.IMREAD_COLOR)
-        if image is None:
-            raise DatasetError(f"{file}: unreadable image frame")
-        if sixteen_bit:
-            if image.ndim != 2:
-                raise DatasetError(f"{file}: expected a single-channel frame, got shape {image.shape}")
-        else:
-            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        if frames and image.shape != frames[0].shape:
-            raise DatasetError(f"{file}: frame size {image.shape} differs from the first frame's {frames[0].shape}")
-        frames.append(image)
-    return np.stack(frames)
+    return np.concatenate(list(stream_frame_files(files, COLLECT_WINDOW, sixteen_bit=sixteen_bit)))
+
+
+def stream_frame_files(files: list[Path], window: int, *, sixteen_bit: bool = False) -> Iterator[np.ndarray]:
+    """`read_frame_files`, at most `window` frames at a time."""
+    shape = None
+    for start in range(0, len(files), window):
+        frames = []
+        for file in files[start : start + window]:
+            image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED if sixteen_bit else cv2.IMREAD_COLOR)
+            if image is None:
+                raise DatasetError(f"{file}: unreadable image frame")
+            if sixteen_bit:
+                if image.ndim != 2:
+                    raise DatasetError(f"{file}: expected a single-channel frame, got shape {image.shape}")
+            else:
+                image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+            shape = shape or image.shape
+            if image.shape != shape:
+                raise DatasetError(f"{file}: frame size {image.shape} differs from the first frame's {shape}")
+            frames.append(image)
+        yield np.stack(frames)
 
 
 class FaceDetector:
@@ -126,20 +153,24 @@ class FaceDetector:
 
 
 def detect_faces(
-    frames: np.ndarray, every: int = 30, detector: FaceDetector | None = None
+    frames: np.ndarray | Iterable[np.ndarray], every: int = 30, detector: FaceDetector | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Face boxes for every frame, detecting on every `every`-th frame.
 
-    Returns (boxes float (T, 4) x, y, w, h; found bool (T,)). A frame whose detection
+    `frames`: RGB (T, H, W, 3), or the frames in order as consecutive windows (a stream,
+    of which only the frames checked are kept while it runs). Returns (boxes float (T, 4) x, y, w, h; found bool (T,)). A frame whose detection
     failed keeps the last good box (or the first good one, before any was found) and is
     flagged `found = False`. Raises NoFaceError when no checked frame has a face.
     """
     if every < 1:
         raise ValueError(f"detect every must be >= 1, got {every}")
     detector = detector or FaceDetector()
-    n = len(frames)
-    checked = list(range(0, n, every))
-    detections = [detector(frames[i]) for i in checked]
+    n, checked, detections = 0, [], []
+    for window in [frames] if isinstance(frames, np.ndarray) else frames:
+        for i in range(-n % every, len(window), every):
+            checked.append(n + i)
+            detections.append(detector(window[i]))
+        n += len(window)
     if all(d is None for d in detections):
         raise NoFaceError(f"no face found in any of the {len(checked)} frames checked (every {every} frames)")
     boxes = np.empty((n, 4))

@@ -13,6 +13,7 @@ Ingest runs the first steps (boxes, crops, storage) and the training stream the 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -49,19 +50,23 @@ class FaceCrops:
         return "float16" if np.nanmax(np.abs(self.thermal)) < FLOAT16_EXACT_LIMIT else "float32"
 
 
-def crop_boxes(rgb: np.ndarray, spec: PreprocessingConfig, *, boxes: np.ndarray | None = None,
-               pre_cropped: bool = False, where: str = "video") -> tuple[np.ndarray, np.ndarray]:
+def crop_boxes(rgb: np.ndarray | Iterable[np.ndarray], spec: PreprocessingConfig, *,
+               boxes: np.ndarray | None = None, pre_cropped: bool = False,
+               where: str = "video") -> tuple[np.ndarray, np.ndarray]:
     """Per-frame crop boxes (T, 4: x, y, w, h) and whether a face was found in each frame.
 
-    pre_cropped: the frames are already face crops (kept whole). boxes: the recording's
-    own face boxes (squared and smoothed like detections). Otherwise the Haar detector
-    runs every `spec.detect_every` frames. Raises NoFaceError naming `where`.
+    rgb: the frames (T, H, W, 3), or (ingest) the frames in order as a stream of windows,
+    which only the detector reads. pre_cropped: the frames are already face crops (kept
+    whole; needs the array). boxes: the recording's own face boxes (squared and smoothed
+    like detections; for a stream, as many frames as they cover). Otherwise the Haar
+    detector runs every `spec.detect_every` frames. Raises NoFaceError naming `where`.
     """
-    n, height, width = rgb.shape[:3]
     if pre_cropped:
+        n, height, width = rgb.shape[:3]
         return np.tile([0.0, 0.0, width, height], (n, 1)), np.ones(n, bool)
     if boxes is not None:
         boxes = np.asarray(boxes, np.float64)
+        n = len(rgb) if isinstance(rgb, np.ndarray) else len(boxes)
         if boxes.ndim != 2 or boxes.shape[1] != 4 or len(boxes) < n:
             raise DatasetError(f"{where}: face boxes have shape {boxes.shape}, expected ({n}, 4)")
         boxes, found = boxes[:n], np.ones(n, bool)
@@ -70,7 +75,12 @@ def crop_boxes(rgb: np.ndarray, spec: PreprocessingConfig, *, boxes: np.ndarray 
             boxes, found = detect_faces(rgb, every=spec.detect_every)
         except NoFaceError as err:
             raise NoFaceError(f"{where}: {err}") from err
-    return smooth_boxes(square_boxes(boxes, spec.box_scale), spec.smooth_frames), found
+    return track_boxes(boxes, spec), found
+
+
+def track_boxes(boxes: np.ndarray, spec: PreprocessingConfig) -> np.ndarray:
+    """Crop boxes from per-frame face boxes (T, 4): squared, enlarged and smoothed over time."""
+    return smooth_boxes(square_boxes(np.asarray(boxes, np.float64), spec.box_scale), spec.smooth_frames)
 
 
 def crop_faces(rgb: np.ndarray, thermal: np.ndarray | None, boxes: np.ndarray,

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmrphys.config import Kernels
-from mmrphys.model.fused_norm import tanh_instance_norm
+from mmrphys.model.fused_norm import instance_norm, is_channels_last, tanh_instance_norm
 
 Triple = tuple[int, int, int]
 
@@ -58,6 +58,22 @@ class ConvBlock3D(nn.Module):
         if use_fused(self.kernels, z):
             return tanh_instance_norm(z, NORM_EPS)
         return norm(tanh(z))
+
+
+class InstanceNorm3D(nn.InstanceNorm3d):
+    """nn.InstanceNorm3d (no affine, no running stats) that keeps channels-last input in
+    its layout, through the fused kernel's norm (`mmrphys.model.fused_norm`).
+
+    The fused path is the only one that makes channels-last activations, so the layout
+    decides. The stock module's CPU backward on channels-last float32 input and gradient
+    loses the per-channel sums' accuracy (`mmrphys.model.fused_norm`), and its forward
+    copies to contiguous memory.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if use_fused("fused", x) and is_channels_last(x):
+            return instance_norm(x, self.eps)
+        return super().forward(x)
 
 
 class ConvReLU(nn.Module):

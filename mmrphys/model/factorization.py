@@ -1,7 +1,7 @@
 """Factorization attention: FSAM (unconstrained NMF) and TSFM (NMF constrained by the target).
 
 `FeaturesFactorizationModule` is the one module behind both, numerically faithful to the
-reference implementation by default (architecture spec, section 5): a 1x1x1 pre-conv with
+reference implementation by default (docs/model.md, "Attention: FSAM and TSFM"): a 1x1x1 pre-conv with
 bias and ReLU, a matrix decomposition of the non-negative embedding, and two 1x1x1
 post-convs. The decomposition runs `steps` multiplicative updates without gradient and a
 final coefficient update with gradient, clamps denominators at eps (1e-6, or 1e-3 under
@@ -61,7 +61,7 @@ def to_matrix(a: torch.Tensor, layout: Layout) -> torch.Tensor:
     """(B, C, T, h, w) embedding -> (B, D, N) matrices.
 
     `reference` reinterprets each sample's contiguous (C, T, h, w) memory as T x (C*h*w),
-    so row d holds C consecutive (channel, time) slots, not frame d (spec 5.4).
+    so row d holds C consecutive (channel, time) slots, not frame d (the reference's layout).
     `tk_ab` and `k_tab` are the other raw views, (C*T) x (h*w) and C x (T*h*w).
     `time_aligned` gives T x (C*h*w) with row t holding frame t.
     """

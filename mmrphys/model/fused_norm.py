@@ -1,4 +1,5 @@
-"""Tanh then instance norm in one autograd function: the conv block's tail on CPU.
+"""Instance norm, optionally after tanh, in one autograd function: the conv block's tail
+(and the attention's norm) on channels-last activations.
 
 The reference's block is Conv3d -> Tanh -> InstanceNorm3d. Run with stock modules,
 InstanceNorm3d views its input as (1, B*C, ...), which forces channels-last activations
@@ -10,14 +11,19 @@ the same function (float rounding aside) in whatever memory layout it is given:
 
 and its gradient in closed form,
 
-    dz = (1 - y^2) / sqrt(var + eps) * (g - mean(g) - out * mean(g * out)).
+    dz = (1 - y^2) / sqrt(var + eps) * (g - mean(g) - out * mean(g * out))
 
-Every per-channel sum goes through torch.sum, whose CPU kernel sums in cascade (pairwise
-blocks): float32 sums over ~10^6 elements stay within ~1e-7 relative of the float64 sum,
-as the stock norm's float64 accumulators do. A batched matrix product (C x C, diagonal
-kept) would be faster per pass but accumulates linearly: 1e-3 relative error on a 72x72
-activation, enough to make float32 weight gradients wrong where the norm's projection
-cancels most of the incoming gradient (BENCHMARKS.md, "Model speed").
+(without tanh, y = z and the factor 1 - y^2 drops). The attention's InstanceNorm3d needs
+this too: given a channels-last input and gradient, the stock CPU norm's backward takes a
+float32 channels-last kernel whose per-channel sums lost all accuracy on a 72x72 embedding
+(weight gradients of the factorization 100% off; BENCHMARKS.md, "Model speed").
+
+Every per-channel sum is accumulated in float64 (torch.sum with dtype=float64), as the
+stock CPU norm's accumulators are: the backward's sums of g and g * out cancel, so their
+rounding reaches the weight gradients. A float32 batched matrix product (C x C, diagonal
+kept), faster per pass, accumulates linearly: 1e-3 relative error on a 72x72 activation;
+float32 sums in cascade still left the factorization's weight gradients 3x further from
+float64 than the stock path's (BENCHMARKS.md, "Model speed").
 """
 
 from __future__ import annotations
@@ -52,49 +58,62 @@ def _from_matrix(m: torch.Tensor, shape: torch.Size, layout: torch.memory_format
     return m.reshape(shape)
 
 
+def _channel_sum(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """sum over `dim` for every (sample, channel), keepdim, accumulated in float64."""
+    return t.sum(dim, keepdim=True, dtype=torch.float64).to(t.dtype)
+
+
 def _channel_dot(a: torch.Tensor, b: torch.Tensor, dim: int) -> torch.Tensor:
-    """sum over `dim` of a * b for every (sample, channel), keepdim, summed in cascade."""
-    return torch.mul(a, b).sum(dim, keepdim=True)
+    """sum over `dim` of a * b for every (sample, channel), keepdim, accumulated in float64."""
+    return _channel_sum(torch.mul(a, b), dim)
 
 
 def _normalise(y: torch.Tensor, dim: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(y - mean) * rstd over `dim` of a matrix view, and rstd (keepdim)."""
     n = y.shape[dim]
-    centred = y - y.sum(dim, keepdim=True) / n
+    centred = y - _channel_sum(y, dim) / n
     rstd = torch.rsqrt(_channel_dot(centred, centred, dim) / n + eps)
     return centred.mul_(rstd), rstd
 
 
-def _tanh_normalise(z: torch.Tensor, eps: float):
-    """The forward pass on matrix views: (y, out, rstd, layout, dim)."""
+def _forward(z: torch.Tensor, eps: float, tanh: bool):
+    """The forward pass on matrix views: (y, out, rstd, layout, dim), y = tanh(z) or z."""
     layout = _layout(z)
-    y, dim = _as_matrix(torch.tanh(z), layout)
+    y, dim = _as_matrix(torch.tanh(z) if tanh else z, layout)
     out, rstd = _normalise(y, dim, eps)
     return y, out, rstd, layout, dim
 
 
-class _TanhInstanceNorm(torch.autograd.Function):
+class _InstanceNorm(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, z: torch.Tensor, eps: float) -> torch.Tensor:
-        y, out, rstd, layout, dim = _tanh_normalise(z, eps)
-        ctx.save_for_backward(y, out, rstd)
+    def forward(ctx, z: torch.Tensor, eps: float, tanh: bool) -> torch.Tensor:
+        y, out, rstd, layout, dim = _forward(z, eps, tanh)
+        ctx.save_for_backward(out, rstd, *((y,) if tanh else ()))
         ctx.layout, ctx.dim, ctx.shape = layout, dim, z.shape
         return _from_matrix(out, z.shape, layout)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        y, out, rstd = ctx.saved_tensors
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        out, rstd, *y = ctx.saved_tensors
         dim = ctx.dim
         g, _ = _as_matrix(grad.contiguous(memory_format=ctx.layout), ctx.layout)
         n = g.shape[dim]
         # (g - mean(g) - out * mean(g * out)) * rstd as g * rstd + bias, then the
         # out term in place, then the tanh derivative: one activation-sized temporary
         scale = rstd / n
-        dz = torch.addcmul(g.sum(dim, keepdim=True) * -scale, g, rstd)
+        dz = torch.addcmul(_channel_sum(g, dim) * -scale, g, rstd)
         dz.addcmul_(out, _channel_dot(g, out, dim) * scale, value=-1)
-        torch.ops.aten.tanh_backward.grad_input(dz, y, grad_input=dz)
-        return _from_matrix(dz, ctx.shape, ctx.layout), None
+        if y:
+            torch.ops.aten.tanh_backward.grad_input(dz, y[0], grad_input=dz)
+        return _from_matrix(dz, ctx.shape, ctx.layout), None, None
+
+
+def _apply(z: torch.Tensor, eps: float, tanh: bool) -> torch.Tensor:
+    if torch.is_grad_enabled() and z.requires_grad:
+        return _InstanceNorm.apply(z, eps, tanh)
+    _, out, _, layout, _ = _forward(z, eps, tanh)
+    return _from_matrix(out, z.shape, layout)
 
 
 def tanh_instance_norm(z: torch.Tensor, eps: float) -> torch.Tensor:
@@ -102,7 +121,15 @@ def tanh_instance_norm(z: torch.Tensor, eps: float) -> torch.Tensor:
 
     z: (B, C, T, H, W) float32 or float64. Differentiable (once) when z needs a gradient.
     """
-    if torch.is_grad_enabled() and z.requires_grad:
-        return _TanhInstanceNorm.apply(z, eps)
-    _, out, _, layout, _ = _tanh_normalise(z, eps)
-    return _from_matrix(out, z.shape, layout)
+    return _apply(z, eps, tanh=True)
+
+
+def instance_norm(z: torch.Tensor, eps: float) -> torch.Tensor:
+    """InstanceNorm3d(z) (no affine, biased variance), in z's memory layout; as
+    `tanh_instance_norm` without the tanh."""
+    return _apply(z, eps, tanh=False)
+
+
+def is_channels_last(t: torch.Tensor) -> bool:
+    """Whether t is in the channels-last 3-D layout (and not also contiguous)."""
+    return _layout(t) == _CHANNELS_LAST

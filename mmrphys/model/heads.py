@@ -1,8 +1,9 @@
-"""The two task branches of MMRPhys: feature extractors and heads (spec 4.1-4.5).
+"""The two task branches of MMRPhys: feature extractors and heads (docs/model.md, "Layers").
 
-A head runs its conv stack(s), optionally the factorization attention with the fusion of
-spec 5.2, and its final layers. With late fusion a head has one conv stack per modality
-(`conv_layer_rgb` / `conv_layer_thermal`) whose outputs are concatenated to 32 channels.
+A head runs its conv stack(s), optionally the factorization attention with the fusion
+docs/model.md describes ("Attention: FSAM and TSFM"), and its final layers. With late
+fusion a head has one conv stack per modality (`conv_layer_rgb` / `conv_layer_thermal`)
+whose outputs are concatenated to 32 channels.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmrphys.model.blocks import NORM_EPS, ConvBlock3D, conv_stack
+from mmrphys.model.blocks import NORM_EPS, ConvBlock3D, InstanceNorm3D, conv_stack
 from mmrphys.model.factorization import FeaturesFactorizationModule
 from mmrphys.model.layouts import PAD_TIME, ResolutionLayout
 
@@ -22,7 +23,7 @@ FACTOR_CHANNELS = 8
 
 
 class BVPFeatureExtractor(nn.Module):
-    """CB Cin->8, CB 8->12, Dropout3d, CB 12->16 (spec 4.1)."""
+    """CB Cin->8, CB 8->12, Dropout3d, CB 12->16."""
 
     def __init__(self, c_in: int, layout: ResolutionLayout, dropout: float):
         super().__init__()
@@ -36,7 +37,7 @@ class BVPFeatureExtractor(nn.Module):
 
 
 class RSPFeatureExtractor(nn.Module):
-    """CB Cin->16, CB 16->16 (temporal stride 2), CB 16->16, Dropout3d (spec 4.2)."""
+    """CB Cin->16, CB 16->16 (temporal stride 2), CB 16->16, Dropout3d."""
 
     def __init__(self, c_in: int, layout: ResolutionLayout, dropout: float):
         super().__init__()
@@ -68,7 +69,7 @@ class _Head(nn.Module):
         # registered after the conv stacks: the reference's state-dict order
         if attention is not None:
             self.fsam = attention
-            self.fsam_norm = nn.InstanceNorm3d(EMBED * len(self.streams), eps=NORM_EPS)
+            self.fsam_norm = InstanceNorm3D(EMBED * len(self.streams), eps=NORM_EPS)
 
     def _stack_names(self) -> list[str]:
         if self.streams == ("",):

@@ -189,7 +189,7 @@ class MMRPhys(nn.Module):
         return self.config.attention == "tsfm" and self.config.constraint != "rbf"
 
     def attention_active(self, labels: dict | None) -> bool:
-        """Whether this call runs the factorization branch (spec 5.1)."""
+        """Whether this call runs the factorization branch (docs/model.md, "Attention: FSAM and TSFM")."""
         return attention_runs(self.config, self.training, labels, self.needs_labels)
 
     def check_input(self, x: torch.Tensor) -> int:

@@ -19,7 +19,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else ./mlflow.db)")
     parser.add_argument("--preset", default=DEMO_PRESET, choices=sorted(PRESETS),
                         help=f"synthetic-data difficulty preset (default {DEMO_PRESET}; see docs/data.md section 1)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="synthetic.FIELD=VALUE",
+    parser.add_argument("overrides", nargs="*", metavar="synthetic.FIELD=VALUE",
                         help="synthetic-data setting on top of the preset, e.g. synthetic.compression=lossless")
 
 

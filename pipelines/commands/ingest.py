@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mmrphys.config import ConfigError, IngestConfig, apply_overrides
 from mmrphys.data.datasets import READERS
-from pipelines.data.ingest import MANIFEST, ingest
+from pipelines.data.ingest import MANIFEST, IngestIncomplete, ingest
 
 #: everyday flags -> the IngestConfig field each sets
 FLAGS = {"chunk_frames": "chunk_frames", "size": "preprocessing.size", "folds": "folds", "seed": "seed"}
@@ -30,7 +30,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="seed of the subject split (ingest.seed, default 0)")
     parser.add_argument("--overwrite", action="store_true", help="redo recordings already ingested")
     parser.add_argument("--concurrency", type=int, default=None,
-                        help="recordings decoded at once (each holds its video in memory; default: one per CPU)")
+                        help="recordings decoded at once (default: one per CPU)")
     parser.add_argument("overrides", nargs="*", metavar="ingest.FIELD=VALUE",
                         help="any IngestConfig field, e.g. ingest.overlap=30 ingest.preprocessing.rgb_dtype=float16")
 
@@ -50,14 +50,20 @@ def ingest_config(args: argparse.Namespace) -> IngestConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Ingest; print the counts, the rejections and where everything went."""
-    manifest = ingest(args.dataset, args.root, args.out, config=ingest_config(args), overwrite=args.overwrite,
-                      concurrency=args.concurrency)
+    """Ingest; print the counts, the rejections, the failures and where everything went.
+
+    With failed recordings the report is printed, then the IngestIncomplete error (the CLI
+    exits non-zero); running the same command again retries only those."""
+    try:
+        manifest, incomplete = ingest(args.dataset, args.root, args.out, config=ingest_config(args),
+                                      overwrite=args.overwrite, concurrency=args.concurrency), None
+    except IngestIncomplete as err:
+        manifest, incomplete = err.manifest, err
     counts = manifest["counts"]
     print(
         f"{counts['chunks']} chunks from {counts['accepted_recordings']} of {counts['recordings']} recordings "
         f"({counts['subjects']} subjects); rejected: {counts['rejected_recordings']} recordings, "
-        f"{counts['rejected_chunks']} chunks"
+        f"{counts['rejected_chunks']} chunks; failed: {counts['failed_recordings']} recordings"
     )
     splits = manifest.get("splits") or manifest["folds"][0]
     label = "splits" if "splits" in manifest else f"fold 0 of {len(manifest['folds'])}"
@@ -67,5 +73,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  rejected {where}: {item['reason']}")
     if len(manifest["validation_report"]) > 10:
         print(f"  ... {len(manifest['validation_report']) - 10} more in the manifest")
+    for item in manifest["failures"]:
+        print(f"  FAILED {item['recording_id']}: {item['reason']}")
     print(f"shards: {args.out / 'shards'}\nmanifest and validation report: {args.out / MANIFEST}")
+    if incomplete is not None:
+        raise incomplete
     return 0

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from mmrphys.config import ConfigError, SyntheticConfig
 from mmrphys.config.synthetic import PRESETS
-from mmrphys.data.recording import DatasetError
 from mmrphys.data.synthetic import generate_dataset
 from mmrphys.data.synthetic_waveforms import CsvWaveforms
+from mmrphys.errors import UserError
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -34,30 +34,31 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="clean", choices=sorted(PRESETS),
                         help="difficulty preset: clean (no nuisances, fast tests), realistic, hard "
                              "(see docs/data.md section 1; default clean)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                        help="renderer setting on top of the preset, e.g. pulse_amplitude=[0.5,1.0] "
-                             "(see SyntheticConfig)")
+    parser.add_argument("overrides", nargs="*", metavar="synthetic.FIELD=VALUE",
+                        help="any SyntheticConfig field on top of the preset, e.g. "
+                             "synthetic.pulse_amplitude=[0.5,1.0] (docs/configuration.md)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Render the dataset; print where it went."""
+    config = SyntheticConfig.from_preset(args.preset, args.overrides)
+    source = None
+    if args.waveforms is not None:
+        options = {k: v for k, v in {
+            "ppg_column": args.ppg_column, "rsp_column": args.rsp_column,
+            "time_column": args.time_column, "time_unit_s": args.time_unit_s,
+        }.items() if v is not None}
+        source = CsvWaveforms.from_path(args.waveforms, **options)
+    start = time.perf_counter()
     try:
-        config = SyntheticConfig.from_preset(args.preset, args.overrides)
-        source = None
-        if args.waveforms is not None:
-            options = {k: v for k, v in {
-                "ppg_column": args.ppg_column, "rsp_column": args.rsp_column,
-                "time_column": args.time_column, "time_unit_s": args.time_unit_s,
-            }.items() if v is not None}
-            source = CsvWaveforms.from_path(args.waveforms, **options)
-        start = time.perf_counter()
         folders = generate_dataset(
             args.out, subjects=args.subjects, seconds=args.seconds, fps=args.fps, seed=args.seed,
             sessions=args.sessions, config=config, waveform_source=source, progress=True,
         )
-    except (ConfigError, DatasetError, ValueError) as err:
-        print(f"mmrphys synth: error: {err}")
-        return 2
+    except ValueError as err:  # a subject, session or frame count that makes no dataset
+        if isinstance(err, UserError):
+            raise
+        raise ConfigError(f"mmrphys synth: {err}") from err
     frames = len(folders) * round(args.seconds * args.fps)
     elapsed = time.perf_counter() - start
     print(f"wrote {len(folders)} recordings ({frames} frames, {frames / elapsed:.0f} frames/s, preset {config.preset}) "

@@ -146,7 +146,7 @@ def read_signals(path: str | Path, tasks: tuple[str, ...] | None = None, role: s
         try:
             return _from_table(path, pyarrow.parquet.read_table(path), tasks, role)
         except (OSError, pa.ArrowException) as err:
-            raise SignalFileError(f"{path}: cannot read its Parquet files: {err}") from None
+            raise SignalFileError(f"{path}: cannot read its Parquet files: {err}") from err
     if not path.is_file():
         raise SignalFileError(f"{path}: no such file")
     suffix = path.suffix.lower()

@@ -48,7 +48,7 @@ from mmrphys.training import (
     validation_metrics,
 )
 from pipelines.serve.references import fetch_model, resolve_model
-from pipelines.tracking import RunLogger
+from pipelines.tracking import SPOOL_FILE, RunLogger
 
 #: validation splits up to this size (decoded float32) are kept in rank 0's memory
 VAL_CACHE_BYTES = 512 * 1024**2
@@ -105,9 +105,13 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     logger = None
     if rank == 0 and loop_config.get("mlflow_run_id"):
-        logger = RunLogger(loop_config["tracking_uri"], loop_config["mlflow_run_id"])
+        # a store that goes away mid-run does not stop training (docs/training.md, "Tracking")
+        logger = RunLogger(loop_config["tracking_uri"], loop_config["mlflow_run_id"],
+                           spool=Path(loop_config["history_file"]).with_name(SPOOL_FILE))
         # what the worker process really started with (TrainConfig.reuse_host_memory)
         logger.set_tags({"host_memory_reuse": started_with_reuse()})
+    if rank == 0:
+        _settle_history(loop_config["history_file"], start_epoch, state, logger)
 
     train_shard = ray.train.get_dataset_shard("train")
     val_batches = _validation_batches(ray.train.get_dataset_shard("val"), config, loop_config["val_rows"]) \
@@ -147,11 +151,6 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             if best is None or (score < best if mode == "min" else score > best):
                 best = score
             metrics[f"best_{metric}"] = best
-            with open(loop_config["history_file"], "a") as history:
-                history.write(json.dumps(metrics) + "\n")
-            if logger is not None:
-                logger.log_metrics({k: v for k, v in metrics.items() if k not in ("epoch", "started_at_epoch")},
-                                   step=epoch)
             with tempfile.TemporaryDirectory() as folder:
                 save_model(folder, state_on_cpu(bare_model.state_dict()), config.model, preprocessing, config.eval)
                 save_training_state(folder, {
@@ -159,12 +158,39 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "epoch": epoch,
                     "best_score": best,
+                    "metrics": metrics,
                 })
                 config.save_yaml(Path(folder) / EXPERIMENT_FILE)
                 (Path(folder) / "metrics.json").write_text(json.dumps(metrics, indent=2))
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+            # recorded only once its checkpoint is: a kill before here redoes the epoch, and
+            # the epoch is then recorded once, by the run that finishes it
+            _record_epoch(loop_config["history_file"], metrics, logger)
         else:
             ray.train.report(metrics, checkpoint=None)
+
+
+def _record_epoch(history_file: str, metrics: dict[str, Any], logger: RunLogger | None) -> None:
+    """Append an epoch to history.jsonl and log it to MLflow."""
+    with open(history_file, "a") as history:
+        history.write(json.dumps(metrics) + "\n")
+    if logger is not None:
+        logger.log_metrics({k: v for k, v in metrics.items() if k not in ("epoch", "started_at_epoch")},
+                           step=metrics["epoch"])
+
+
+def _settle_history(history_file: str, start_epoch: int, state: dict[str, Any] | None,
+                    logger: RunLogger | None) -> None:
+    """Make history.jsonl hold each epoch before `start_epoch` exactly once: drop the
+    epochs this run is about to redo, and record the checkpoint's own epoch when a kill
+    came between its checkpoint and its record."""
+    path = Path(history_file)
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    kept = [row for row in rows if row["epoch"] < start_epoch]
+    if len(kept) != len(rows):
+        path.write_text("".join(json.dumps(row) + "\n" for row in kept))
+    if state is not None and "metrics" in state and all(row["epoch"] != state["epoch"] for row in kept):
+        _record_epoch(history_file, dict(state["metrics"]), logger)
 
 
 def _validation_batches(shard, config: ExperimentConfig, rows: int):

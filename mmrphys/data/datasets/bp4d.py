@@ -28,7 +28,7 @@ from mmrphys.data.datasets.common import (
     check_finite,
     check_frame_counts,
     frame_files,
-    load_frames,
+    stream_frame_arrays,
     matching_dirs,
     no_recordings,
     require_dir,
@@ -57,48 +57,52 @@ def read(root: Path) -> Iterator[Recording]:
             session=f"T{int(match[2][1:])}",
             fps=FPS,
             source=folder,
-            load_rgb=functools.partial(load_rgb, folder),
+            stream_rgb=functools.partial(stream_rgb, folder),
             load_labels=functools.partial(load_labels, folder),
-            load_thermal=functools.partial(load_thermal, folder),
+            stream_thermal=functools.partial(stream_thermal, folder),
             thermal_unit=THERMAL_UNIT,
             pre_cropped=True,
         )
 
 
-def load_rgb(folder: Path) -> np.ndarray:
-    """The cropped RGB frames as uint8 (T, H, W, 3)."""
+def stream_rgb(folder: Path, window: int) -> Iterator[np.ndarray]:
+    """The cropped RGB frames as uint8 (w, H, W, 3), `window` at a time."""
     rgb, _ = _frames(folder)
-    frames = load_frames(rgb, _load_npy)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise DatasetError(f"{rgb[0]}: RGB frame of shape {frames.shape[1:]}; expected (H, W, 3)")
-    if frames.dtype == np.uint8:
-        return frames
-    frames = check_finite(frames, rgb[0].parent, "RGB frames")
-    # floats at most 1 are on the 0-1 scale: a 0-255 frame that dark would be black
-    scale = 255.0 if frames.max() <= 1.0 else 1.0
-    if frames.min() < 0 or frames.max() * scale > 255.0:
-        raise DatasetError(
-            f"{rgb[0].parent}: RGB values span [{frames.min():g}, {frames.max():g}]; "
-            "expected uint8, floats in 0-255 or floats in 0-1"
-        )
-    return np.round(frames * scale).astype(np.uint8)
+    first = _load_npy(rgb[0])
+    if first.ndim != 3 or first.shape[-1] != 3:
+        raise DatasetError(f"{rgb[0]}: RGB frame of shape {first.shape}; expected (H, W, 3)")
+    if first.dtype == np.uint8:
+        yield from stream_frame_arrays(rgb, _load_npy, window)
+        return
+    # floats at most 1 are on the 0-1 scale: a 0-255 frame that dark would be black; the
+    # scale is the recording's, so one pass finds the brightest value first
+    brightest = max(float(np.max(part)) for part in stream_frame_arrays(rgb, _load_npy, window))
+    scale = 255.0 if brightest <= 1.0 else 1.0
+    for part in stream_frame_arrays(rgb, _load_npy, window):
+        part = check_finite(part, rgb[0].parent, "RGB frames")
+        if part.min() < 0 or part.max() * scale > 255.0:
+            raise DatasetError(
+                f"{rgb[0].parent}: RGB values span [{part.min():g}, {part.max():g}]; "
+                "expected uint8, floats in 0-255 or floats in 0-1"
+            )
+        yield np.round(part * scale).astype(np.uint8)
 
 
-def load_thermal(folder: Path) -> np.ndarray:
-    """The cropped thermal frames in degrees Celsius, float32 (T, H, W)."""
+def stream_thermal(folder: Path, window: int) -> Iterator[np.ndarray]:
+    """The cropped thermal frames in degrees Celsius, float32 (w, H, W), `window` at a time."""
     rgb, thermal = _frames(folder)
-    frames = load_frames(thermal, _load_npy)
-    if frames.ndim == 4 and frames.shape[-1] == 1:
-        frames = frames[..., 0]
-    if frames.ndim != 3:
-        raise DatasetError(f"{thermal[0]}: thermal frame of shape {frames.shape[1:]}; expected (H, W)")
     rgb_size = _load_npy(rgb[0]).shape[:2]
-    if frames.shape[1:] != rgb_size:
-        raise DatasetError(
-            f"{thermal[0]}: thermal frames are {frames.shape[1:]} but RGB frames are {rgb_size}; "
-            "pre-cropped modalities must share the crop"
-        )
-    return check_finite(frames, thermal[0].parent, "thermal frames").astype(np.float32)
+    for part in stream_frame_arrays(thermal, _load_npy, window):
+        if part.ndim == 4 and part.shape[-1] == 1:
+            part = part[..., 0]
+        if part.ndim != 3:
+            raise DatasetError(f"{thermal[0]}: thermal frame of shape {part.shape[1:]}; expected (H, W)")
+        if part.shape[1:] != rgb_size:
+            raise DatasetError(
+                f"{thermal[0]}: thermal frames are {part.shape[1:]} but RGB frames are {rgb_size}; "
+                "pre-cropped modalities must share the crop"
+            )
+        yield check_finite(part, thermal[0].parent, "thermal frames").astype(np.float32)
 
 
 def load_labels(folder: Path) -> dict[str, np.ndarray]:
@@ -144,5 +148,6 @@ def _load_npy(path: Path) -> np.ndarray:
     try:
         # never unpickle: object arrays in a dataset file could run code
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
+    # an OSError (permissions, a flaky disk) is not bad data: it fails the task, which is retried
+    except (ValueError, EOFError) as err:
         raise DatasetError(f"{path}: unreadable .npy file ({err})") from err

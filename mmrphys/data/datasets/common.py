@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -63,21 +63,22 @@ def frame_files(folder: Path, suffix: str, what: str) -> list[Path]:
     return files
 
 
-def load_frames(paths: list[Path], load: Callable[[Path], np.ndarray]) -> np.ndarray:
-    """Load one array per file into a (T, ...) array, filled in place (no second copy of a
-    long recording in memory); every frame must have the first one's shape and dtype."""
+def stream_frame_arrays(paths: list[Path], load: Callable[[Path], np.ndarray], window: int) -> Iterator[np.ndarray]:
+    """One array per file, stacked `window` files at a time into (w, ...) arrays; every
+    frame must have the first one's shape and dtype."""
     first = load(paths[0])
-    frames = np.empty((len(paths), *first.shape), dtype=first.dtype)
-    frames[0] = first
-    for index, path in enumerate(paths[1:], start=1):
-        frame = load(path)
-        if frame.shape != first.shape or frame.dtype != first.dtype:
-            raise DatasetError(
-                f"{path}: {frame.dtype} frame of shape {frame.shape} differs from "
-                f"{paths[0].name}'s {first.dtype} {first.shape}"
-            )
-        frames[index] = frame
-    return frames
+    for start in range(0, len(paths), window):
+        part = paths[start : start + window]
+        frames = np.empty((len(part), *first.shape), dtype=first.dtype)
+        for index, path in enumerate(part):
+            frame = first if start + index == 0 else load(path)
+            if frame.shape != first.shape or frame.dtype != first.dtype:
+                raise DatasetError(
+                    f"{path}: {frame.dtype} frame of shape {frame.shape} differs from "
+                    f"{paths[0].name}'s {first.dtype} {first.shape}"
+                )
+            frames[index] = frame
+        yield frames
 
 
 def check_frame_counts(rgb: int, thermal: int, rgb_source: Path, thermal_source: Path) -> None:

@@ -35,7 +35,7 @@ from typing import Iterator
 import numpy as np
 
 from mmrphys.data.recording import DatasetError, Recording
-from mmrphys.data.video import declared_fps, read_frames, read_video, resample_labels
+from mmrphys.data.video import declared_fps, resample_labels, stream_frames, stream_video
 
 VIDEO_SUFFIXES = (".avi", ".mkv", ".mp4", ".mov")
 META_FILE, LABELS_FILE, BOXES_FILE = "meta.json", "labels.csv", "face_boxes.csv"
@@ -95,10 +95,10 @@ def _recording(folder: Path) -> Recording:
         session=str(meta.get("session", folder.name)),
         fps=float(fps),
         source=folder,
-        load_rgb=functools.partial(_load_rgb, rgb, float(fps)),
+        stream_rgb=functools.partial(_stream_rgb, rgb, float(fps)),
         load_labels=functools.partial(_load_labels, folder / LABELS_FILE, float(fps)),
-        load_thermal=(
-            functools.partial(_load_thermal, thermal, float(meta.get("thermal_scale", 1.0)), float(meta.get("thermal_offset", 0.0)))
+        stream_thermal=(
+            functools.partial(_stream_thermal, thermal, float(meta.get("thermal_scale", 1.0)), float(meta.get("thermal_offset", 0.0)))
             if thermal
             else None
         ),
@@ -115,36 +115,65 @@ def _video_fps(path: Path) -> float:
     return fps
 
 
-def _load_rgb(path: Path, fps: float) -> np.ndarray:
+def _stream_rgb(path: Path, fps: float, window: int) -> Iterator[np.ndarray]:
     if path.suffix == ".npy":
-        frames = _load_npy(path)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise DatasetError(f"{path}: expected uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
-        return frames
+        dtype, shape, _ = _load_npy(path)
+        if len(shape) != 4 or shape[-1] != 3 or dtype != np.uint8:
+            raise DatasetError(f"{path}: expected uint8 (T, H, W, 3), got {dtype} {shape}")
+        yield from _npy_windows(path, window)
+        return
     if path.is_dir():
-        return read_frames(path)
-    frames, container_fps = read_video(path)
+        yield from stream_frames(path, window)
+        return
+    container_fps = declared_fps(path)
     if container_fps > 0 and abs(container_fps - fps) > FPS_TOLERANCE * fps:
         raise DatasetError(
             f"{path}: wrong fps: the video declares {container_fps:g} fps, {META_FILE} says {fps:g}"
         )
-    return frames
+    yield from stream_video(path, window)
 
 
-def _load_npy(path: Path) -> np.ndarray:
+def _load_npy(path: Path) -> tuple[np.dtype, tuple[int, ...], int]:
+    """The dtype, shape and data offset of a .npy file, from its header alone."""
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
+        with path.open("rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(handle)
+            offset = handle.tell()
+    # an OSError (permissions, a flaky disk) is not bad data: it fails the task, which is retried
+    except (ValueError, EOFError) as err:
         raise DatasetError(f"{path}: cannot read NumPy array: {err}") from err
+    if fortran or dtype.hasobject:
+        raise DatasetError(f"{path}: cannot read NumPy array: expected a C-order numeric array")
+    expected = offset + int(np.prod(shape)) * dtype.itemsize
+    if path.stat().st_size < expected:
+        raise DatasetError(f"{path}: cannot read NumPy array: truncated ({path.stat().st_size} of {expected} bytes)")
+    return dtype, shape, offset
 
 
-def _load_thermal(path: Path, scale: float, offset: float) -> np.ndarray:
+def _npy_windows(path: Path, window: int) -> Iterator[np.ndarray]:
+    """The frames of a (T, ...) .npy file read `window` at a time (plain reads, not a
+    memory map: mapped pages would count against the task's memory until unmapped)."""
+    dtype, shape, offset = _load_npy(path)
+    frame = int(np.prod(shape[1:]))
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        for start in range(0, shape[0], window):
+            count = min(window, shape[0] - start)
+            yield np.fromfile(handle, dtype=dtype, count=count * frame).reshape((count, *shape[1:]))
+
+
+def _stream_thermal(path: Path, scale: float, offset: float, window: int) -> Iterator[np.ndarray]:
     if path.suffix == ".npy":
-        frames = _load_npy(path)
-        if frames.ndim != 3 or not np.issubdtype(frames.dtype, np.number):
-            raise DatasetError(f"{path}: expected numeric (T, H, W), got {frames.dtype} {frames.shape}")
-        return frames.astype(np.float32)
-    return read_frames(path, sixteen_bit=True).astype(np.float32) * scale + offset
+        dtype, shape, _ = _load_npy(path)
+        if len(shape) != 3 or not np.issubdtype(dtype, np.number):
+            raise DatasetError(f"{path}: expected numeric (T, H, W), got {dtype} {shape}")
+        for part in _npy_windows(path, window):
+            yield part.astype(np.float32)
+        return
+    for part in stream_frames(path, window, sixteen_bit=True):
+        yield part.astype(np.float32) * scale + offset
 
 
 def _load_labels(path: Path, fps: float) -> dict[str, np.ndarray]:

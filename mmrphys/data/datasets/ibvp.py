@@ -41,7 +41,7 @@ from mmrphys.data.datasets.common import (
     require_file,
 )
 from mmrphys.data.recording import DatasetError, Recording
-from mmrphys.data.video import read_frame_files
+from mmrphys.data.video import read_frame_files, stream_frame_files
 
 DATASET = "ibvp"
 FPS = 30.0
@@ -68,22 +68,22 @@ def read(root: Path) -> Iterator[Recording]:
             session=match[2],
             fps=FPS,
             source=folder,
-            load_rgb=functools.partial(load_rgb, folder),
+            stream_rgb=functools.partial(stream_rgb, folder),
             load_labels=functools.partial(load_labels, folder),
-            load_thermal=functools.partial(load_thermal, folder),
+            stream_thermal=functools.partial(stream_thermal, folder),
             thermal_unit=THERMAL_UNIT,
         )
 
 
-def load_rgb(folder: Path) -> np.ndarray:
-    """The RGB frames as uint8 (T, H, W, 3)."""
+def stream_rgb(folder: Path, window: int) -> Iterator[np.ndarray]:
+    """The RGB frames as uint8 (w, H, W, 3), `window` at a time."""
     rgb, _ = _paired_frames(folder)
-    return read_frame_files(rgb)
+    return stream_frame_files(rgb, window)
 
 
-def load_thermal(folder: Path) -> np.ndarray:
-    """The thermal frame paired with each RGB frame, in degrees Celsius, float32 (T, H, W),
-    cut to the RGB frame size."""
+def stream_thermal(folder: Path, window: int) -> Iterator[np.ndarray]:
+    """The thermal frame paired with each RGB frame, in degrees Celsius, float32 (w, H, W),
+    cut to the RGB frame size, `window` at a time."""
     rgb, thermal = _paired_frames(folder)
     height, width = read_frame_files(rgb[:1]).shape[1:3]
     size = thermal[0].stat().st_size
@@ -93,16 +93,18 @@ def load_thermal(folder: Path) -> np.ndarray:
             f"{thermal[0]}: {size} bytes is not a uint16 frame as wide as the RGB frames "
             f"({width}) with at least their {height} rows"
         )
-    celsius = np.empty((len(thermal), height, width), dtype=np.float32)
-    for index, path in enumerate(thermal):
-        if path.stat().st_size != size:
-            raise DatasetError(
-                f"{path}: {path.stat().st_size} bytes but {thermal[0].name} has {size}; "
-                "truncated or mis-sized thermal frame"
-            )
-        counts = np.fromfile(path, dtype="<u2").reshape(rows, width)[:height]
-        celsius[index] = counts * KELVIN_PER_COUNT - KELVIN_AT_ZERO_C
-    return celsius
+    for start in range(0, len(thermal), window):
+        part = thermal[start : start + window]
+        celsius = np.empty((len(part), height, width), dtype=np.float32)
+        for index, path in enumerate(part):
+            if path.stat().st_size != size:
+                raise DatasetError(
+                    f"{path}: {path.stat().st_size} bytes but {thermal[0].name} has {size}; "
+                    "truncated or mis-sized thermal frame"
+                )
+            counts = np.fromfile(path, dtype="<u2").reshape(rows, width)[:height]
+            celsius[index] = counts * KELVIN_PER_COUNT - KELVIN_AT_ZERO_C
+        yield celsius
 
 
 def load_labels(folder: Path) -> dict[str, np.ndarray]:

@@ -32,7 +32,7 @@ from mmrphys.data.datasets.common import (
     require_file,
 )
 from mmrphys.data.recording import DatasetError, Recording
-from mmrphys.data.video import read_frame_files
+from mmrphys.data.video import stream_frame_files
 
 DATASET = "pure"
 #: the camera's nominal rate; labels follow the frames' own timestamps
@@ -56,14 +56,14 @@ def read(root: Path) -> Iterator[Recording]:
             session=match[2],
             fps=FPS,
             source=folder,
-            load_rgb=functools.partial(load_rgb, frames),
+            stream_rgb=functools.partial(stream_rgb, frames),
             load_labels=functools.partial(load_labels, frames, labels),
         )
 
 
-def load_rgb(frames: Path) -> np.ndarray:
-    """All frames of the session in capture order, uint8 (T, H, W, 3) RGB."""
-    return read_frame_files([path for path, _ in _frame_files(frames)])
+def stream_rgb(frames: Path, window: int) -> Iterator[np.ndarray]:
+    """The frames of the session in capture order, uint8 (w, H, W, 3) RGB, `window` at a time."""
+    return stream_frame_files([path for path, _ in _frame_files(frames)], window)
 
 
 def load_labels(frames: Path, labels: Path) -> dict[str, np.ndarray]:

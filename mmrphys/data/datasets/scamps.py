@@ -49,28 +49,31 @@ def read(root: Path) -> Iterator[Recording]:
             session="1",
             fps=FPS,
             source=path,
-            load_rgb=functools.partial(load_rgb, path),
+            stream_rgb=functools.partial(stream_rgb, path),
             load_labels=functools.partial(load_labels, path),
         )
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    """`Xsub` as uint8 (T, H, W, 3) RGB, read one colour plane at a time to bound memory."""
+def stream_rgb(path: Path, window: int) -> Iterator[np.ndarray]:
+    """`Xsub` as uint8 (w, H, W, 3) RGB, `window` frames at a time, read one colour plane
+    at a time."""
     with _open(path) as mat:
         video = _array(mat, VIDEO, path)
         frames = _signal(mat, BVP, path).size
         frame_axis, colour_axis = _layout(video.shape[::-1], frames, path)
         # h5py axis of MATLAB axis k is 3 - k; order the plane's axes as (T, H, W)
-        colour_h5 = 3 - colour_axis
+        frame_h5, colour_h5 = 3 - frame_axis, 3 - colour_axis
         spatial = [k for k in range(4) if k not in (frame_axis, colour_axis)]
         wanted = [3 - k for k in (frame_axis, *spatial)]
         kept = [a for a in range(4) if a != colour_h5]
         order = [kept.index(a) for a in wanted]
-        planes = []
-        for colour in range(3):
-            index = tuple(colour if a == colour_h5 else slice(None) for a in range(4))
-            planes.append(_to_uint8(np.transpose(_read(video, index, path), order), path))
-    return np.stack(planes, axis=-1)
+        for start in range(0, frames, window):
+            planes = []
+            for colour in range(3):
+                index = tuple(colour if a == colour_h5 else slice(start, start + window) if a == frame_h5
+                              else slice(None) for a in range(4))
+                planes.append(_to_uint8(np.transpose(_read(video, index, path), order), path))
+            yield np.stack(planes, axis=-1)
 
 
 def load_labels(path: Path) -> dict[str, np.ndarray]:

@@ -36,7 +36,7 @@ from mmrphys.data.datasets.common import (
     require_file,
 )
 from mmrphys.data.recording import DatasetError, Recording
-from mmrphys.data.video import declared_fps, read_video
+from mmrphys.data.video import declared_fps, stream_video
 
 DATASET = "ubfc-rppg"
 VIDEO = "vid.avi"
@@ -65,15 +65,15 @@ def read(root: Path) -> Iterator[Recording]:
             session="1",
             fps=fps,
             source=folder,
-            load_rgb=functools.partial(load_rgb, video),
+            stream_rgb=functools.partial(stream_rgb, video),
             load_labels=functools.partial(load_labels, folder, video, fps),
         )
 
 
-def load_rgb(video: Path) -> np.ndarray:
-    """Decode the whole video to uint8 (T, H, W, 3) RGB; a truncated file is an error."""
-    frames, _ = read_video(video)
-    return frames
+def stream_rgb(video: Path, window: int) -> Iterator[np.ndarray]:
+    """Decode the video to uint8 (w, H, W, 3) RGB, `window` frames at a time; a truncated
+    file is an error."""
+    return stream_video(video, window)
 
 
 def load_labels(folder: Path, video: Path, fps: float) -> dict[str, np.ndarray]:

@@ -45,10 +45,16 @@ def predict_folder(model: torch.nn.Module, artifact: ModelArtifact, root: Path) 
     return predictions, labels, rates
 
 
-def score_preset(model: torch.nn.Module, artifact: ModelArtifact, config: SyntheticConfig, root: Path, *,
-                 recordings: int = 8, seconds: float = 30.0, seed: int = 0, profile: str = "default") -> Evaluation:
-    """Render `recordings` subjects of `config` into `root` (a fresh folder) and score
-    the model on them, one window per recording, under `profile`."""
-    generate_dataset(root, subjects=recordings, seconds=seconds, seed=seed, config=config)
+def score_folder(model: torch.nn.Module, artifact: ModelArtifact, root: Path, profile: str = "default") -> Evaluation:
+    """Score the model on every recording under `root`, one window per recording."""
     predictions, labels, rates = predict_folder(model, artifact, root)
     return evaluate_recordings(predictions, labels, rates, tasks=artifact.config.tasks, profile=profile)
+
+
+def score_preset(models: list[tuple[torch.nn.Module, ModelArtifact]], config: SyntheticConfig, root: Path, *,
+                 recordings: int = 8, seconds: float = 30.0, seed: int = 0,
+                 profile: str = "default") -> list[Evaluation]:
+    """Render `recordings` subjects of `config` into `root` (a fresh folder) once and
+    score each model on them under `profile`."""
+    generate_dataset(root, subjects=recordings, seconds=seconds, seed=seed, config=config)
+    return [score_folder(model, artifact, root, profile) for model, artifact in models]

@@ -75,9 +75,13 @@ def talking(rng: np.random.Generator, n: int, fps: float, config: SyntheticConfi
         return opening
     t = np.arange(n) / fps
     speaking = np.zeros(n, bool)
-    while speaking.mean() < config.talking_fraction:
-        start = rng.uniform(0, t[-1])
-        speaking |= (t >= start) & (t < start + rng.uniform(2.0, 8.0))
+    fraction = config.talking_fraction
+    position = -rng.uniform(0.0, 8.0)  # the recording may start mid-sentence
+    while position < t[-1]:
+        bout = rng.uniform(2.0, 8.0)
+        speaking |= (t >= position) & (t < position + bout)
+        # silences long enough on average that speech covers `fraction` of the time
+        position += bout + rng.exponential(5.0 * (1.0 - fraction) / fraction) if fraction < 1 else bout
     rate = rng.uniform(3.0, 6.0) * (1 + 0.2 * smooth_noise(rng, n, fps, 0.5))
     syllables = np.maximum(0.0, np.sin(2 * np.pi * np.cumsum(rate) / fps))
     loudness = np.clip(0.75 + 0.25 * smooth_noise(rng, n, fps, 3.0), 0.3, 1.0)
