@@ -15,7 +15,7 @@ run in `<workdir>/mlflow.db`).
     ray job submit --address http://127.0.0.1:8265 --runtime-env cluster/runtime_env.yaml \
         -- python benchmarks/bench_domain_shift.py --grid cluster --workers 4 --workdir /mnt/shared/ds
 
-The default grid fits this 2-core machine (docs/compare.md states its measured wall clock);
+The default grid is sized for the idle 2-core machine (estimated 45-60 minutes; docs/compare.md);
 `--grid cluster` grows every axis (domains, entries, seeds, subjects, epochs) for a cluster.
 Writes `<workdir>/domain_shift.json` and `domain_shift.md` (the table BENCHMARKS.md shows).
 """
@@ -61,7 +61,7 @@ class Grid:
 
 
 GRIDS: dict[str, Grid] = {
-    # fits this 2-core machine: 2 train domains x 3 trained entries x 3 seeds = 18 runs
+    # sized for the idle 2-core machine: 2 train domains x 3 trained entries x 3 seeds = 18 runs
     "default": Grid(train_domains=("clean", "realistic"), test_domains=("realistic", "hard"),
                     entries=("mmrphys-none", "mmrphys-fsam", "mmrphys-tsfm", "pos"), seeds=3,
                     train_subjects=8, test_subjects=8, seconds=40.0, epochs=5),
