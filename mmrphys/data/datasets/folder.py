@@ -197,7 +197,7 @@ def _load_labels(path: Path, fps: float) -> dict[str, np.ndarray]:
             text = row[i].strip() if i < len(row) else ""
             try:
                 values[r, c] = float(text) if text else np.nan
-            except ValueError:
+            except ValueError as err:
                 raise DatasetError(f"{path}: line {r + 2}, column {columns[c]!r}: not a number: {text!r}") from err
     labels = {}
     for c, name in enumerate(columns[1:], start=1):

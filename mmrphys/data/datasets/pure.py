@@ -109,7 +109,7 @@ def _parse_json(path: Path) -> tuple[np.ndarray, np.ndarray, int | None]:
         try:
             stamps.append(int(entry["Timestamp"]))
             waveform.append(float(entry["Value"]["waveform"]))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError) as err:
             raise DatasetError(
                 f"{path}: /FullPackage entry {index} lacks a numeric Timestamp or Value.waveform"
             ) from err
