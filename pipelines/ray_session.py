@@ -52,12 +52,13 @@ def _quiet_ray_data() -> None:
     plans and per-operator status only with --verbose."""
     import ray.data
 
+    if not _VERBOSE:
+        # Ray Data configures its own logger when imported, at INFO; turning the bars off
+        # below logs a warning that says so, which is noise when we chose it
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = _VERBOSE or sys.stdout.isatty()
     context.enable_operator_progress_bars = _VERBOSE
-    if not _VERBOSE:
-        # Ray Data configures its own logger when imported, at INFO
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 def ensure_ray(min_cpus: float = 0) -> None:

@@ -84,4 +84,8 @@ def test_a_local_cluster_starts_quietly(tmp_path: Path) -> None:
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "rows 50"
-    assert done.stderr.strip() == "", done.stderr[-3000:]
+    # one line is left, and known: Ray's C++ core logs that it read RAY_BACKEND_LOG_LEVEL
+    # (the variable that silences its other lines) at INFO before that level applies
+    noise = [line for line in done.stderr.splitlines()
+             if line.strip() and not line.rstrip().endswith("from environment variable RAY_BACKEND_LOG_LEVEL to 3")]
+    assert noise == [], done.stderr[-3000:]
