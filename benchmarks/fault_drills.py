@@ -32,6 +32,7 @@ from processes import descendants, kill_tree, kill_when  # noqa: E402  (tests/ h
 
 from mmrphys.config import IngestConfig, SyntheticConfig  # noqa: E402
 from mmrphys.data.synthetic import generate_dataset  # noqa: E402
+from pipelines.train.worker import CHECKPOINT_SNAPSHOT  # noqa: E402
 
 INGEST = IngestConfig(chunk_frames=40)
 #: the CLI flags that give INGEST
@@ -144,12 +145,8 @@ def _train_config(folder: Path, shards: Path, uri: str, epochs: int) -> Path:
     return path
 
 
-#: what Ray Train writes beside a run once it has registered a reported checkpoint
-CHECKPOINT_SNAPSHOT = "checkpoint_manager_snapshot.json"
-
-
 def _epoch_checkpointed(run_dir: Path) -> bool:
-    """Epoch 1 is recorded and Ray has registered its checkpoint: the run is in epoch 2."""
+    """Epoch 1 is recorded (so Ray has registered its checkpoint): the run is in epoch 2."""
     return len(_history_epochs(run_dir)) >= 1 and (run_dir / CHECKPOINT_SNAPSHOT).is_file()
 
 
@@ -235,13 +232,14 @@ def drill_checkpoint_write(folder: Path, shards: Path, epochs: int = 3) -> dict:
     history = run_dir / HISTORY_FILE
 
     def writing() -> str | None:
-        recorded = len(history.read_text().splitlines()) if history.is_file() else 0
-        folders = sorted(run_dir.glob("checkpoint_*")) if run_dir.is_dir() else []
-        if recorded == 0 and folders:
-            return ", ".join(sorted(p.name for p in folders[-1].iterdir())) or "empty"
-        return None
+        # the window (storage copy of a few small files, then the history line) lasts
+        # milliseconds: poll cheaply and often
+        if not run_dir.is_dir() or (history.exists() and history.stat().st_size > 0):
+            return None
+        folders = [entry.path for entry in os.scandir(run_dir) if entry.name.startswith("checkpoint_")]
+        return ", ".join(sorted(os.listdir(folders[0]))) or "empty" if folders else None
 
-    kill = kill_when(writing, "RayTrainWorker", poll_s=0.01)
+    kill = kill_when(writing, "RayTrainWorker", poll_s=0.0005)
     result = train(config, storage_path=folder / "runs", name="checkpoint")
     epochs_seen = [row["epoch"] for row in result.history]
     steps = _mlflow_steps(db, result.mlflow_run_id)

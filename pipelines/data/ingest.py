@@ -21,6 +21,7 @@ import datetime
 import json
 import pickle
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -223,14 +224,19 @@ def _run_tasks(todo: list[Recording], config: IngestConfig, shards_dir: Path, co
     context.max_errored_blocks = len(todo)
     entries: dict[str, dict] = {}
     try:
-        results = ray.data.from_items([{"recording": pickle.dumps(r)} for r in todo],
-                                      override_num_blocks=len(todo)).map(
-            ingest_recording,
-            fn_kwargs={"config": config.to_dict(), "shards_dir": str(shards_dir), "run": uuid.uuid4().hex},
-            compute=task_pool(concurrency),
-            max_retries=TASK_RETRIES,
-            retry_exceptions=list(TRANSIENT),
-        )
+        items = ray.data.from_items([{"recording": pickle.dumps(r)} for r in todo], override_num_blocks=len(todo))
+        with warnings.catch_warnings():
+            # Ray 2.60 (pinned) deprecates **ray_remote_args but names no parameter for
+            # max_retries/retry_exceptions; without them Ray Data retries a lost task
+            # forever, and a recording that kills its worker every time would never end.
+            warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+            results = items.map(
+                ingest_recording,
+                fn_kwargs={"config": config.to_dict(), "shards_dir": str(shards_dir), "run": uuid.uuid4().hex},
+                compute=task_pool(concurrency),
+                max_retries=TASK_RETRIES,
+                retry_exceptions=list(TRANSIENT),
+            )
         bar = tqdm(total=len(todo), desc="ingest", unit="recording") if progress else None
         for row in results.iter_rows():
             entry = json.loads(row["entry"])

@@ -54,6 +54,10 @@ from pipelines.tracking import SPOOL_FILE, RunLogger
 VAL_CACHE_BYTES = 512 * 1024**2
 #: training batches Ray Data formats (and copies to the GPU) ahead of the step
 PREFETCH_BATCHES = 2
+#: Ray Train V2's checkpoint manager snapshot in the run folder (its name in Ray 2.60)
+CHECKPOINT_SNAPSHOT = "checkpoint_manager_snapshot.json"
+#: how long rank 0 waits for Ray Train to register an epoch's checkpoint
+REGISTER_TIMEOUT_S = 60.0
 
 def _restore(model: torch.nn.Module, config: ExperimentConfig) -> dict[str, Any] | None:
     """Load the latest Ray checkpoint (after a failure or on resume), else the `init_from`
@@ -163,11 +167,35 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                 config.save_yaml(Path(folder) / EXPERIMENT_FILE)
                 (Path(folder) / "metrics.json").write_text(json.dumps(metrics, indent=2))
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
-            # recorded only once its checkpoint is: a kill before here redoes the epoch, and
-            # the epoch is then recorded once, by the run that finishes it
+            # recorded only once Ray Train has registered its checkpoint: a kill before
+            # here redoes the epoch, and the epoch is then recorded once, by the run that
+            # finishes it (MLflow cannot take a logged step back)
+            _wait_registered(Path(loop_config["history_file"]).parent, epoch)
             _record_epoch(loop_config["history_file"], metrics, logger)
         else:
             ray.train.report(metrics, checkpoint=None)
+
+
+def _wait_registered(run_dir: Path, epoch: int, timeout_s: float = REGISTER_TIMEOUT_S) -> bool:
+    """Wait until Ray Train's checkpoint manager has registered epoch `epoch`'s checkpoint.
+
+    Ray Train V2 registers a reported checkpoint in its controller, after `report` has
+    returned on the worker; a worker killed in between restarts from the checkpoint
+    before. The controller's snapshot file in the run folder names the latest registered
+    checkpoint with its metrics. False after `timeout_s` (e.g. storage this process
+    cannot read): the epoch is then recorded anyway.
+    """
+    snapshot = run_dir / CHECKPOINT_SNAPSHOT
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result") or {}
+            if int(latest.get("metrics", {}).get("epoch", -1)) >= epoch:
+                return True
+        except (OSError, ValueError):  # not written yet, or caught mid-write
+            pass
+        time.sleep(0.05)
+    return False
 
 
 def _record_epoch(history_file: str, metrics: dict[str, Any], logger: RunLogger | None) -> None:
