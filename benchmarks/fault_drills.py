@@ -336,7 +336,8 @@ def drill_tune_trial_worker(folder: Path, shards: Path) -> dict:
         return False
 
     kill = kill_when(thermal_trial_trained_an_epoch, "RayTrainWorker")
-    result = run_search(base, SearchConfig(space=str(space), grace_period=1, reduction_factor=2),
+    # grace period = epochs, so ASHA never stops the trial whose worker is being killed
+    result = run_search(base, SearchConfig(space=str(space), grace_period=2, reduction_factor=2),
                         storage_path=folder / "runs", name="search")
     errored = [r for r in result.rows if r["status"] == "error"]
     checks = {

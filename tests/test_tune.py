@@ -1,4 +1,4 @@
-"""A real search on the shared local Ray cluster: 3 trials x 2 epochs on tiny synthetic
+"""A real search on the shared local Ray cluster: 2 trials x 2 epochs on tiny synthetic
 shards, ASHA, nested MLflow runs, a ranked table and plot on the parent run, a champion
 in the registry, and `resume` of a search whose trial failed (Tuner.restore)."""
 
@@ -16,12 +16,11 @@ from processes import kill_when
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-#: three trials over resolution and modality; the third, with no restarts allowed, has
+#: two trials over resolution and modality; the second, with no restarts allowed, has
 #: its training worker killed from outside after epoch 1, so it errors once and
 #: completes when the search is resumed
 TRIALS = [
     {"model.resolution": 9, "model.modality": "rgb", "model.fusion": "early"},
-    {"model.resolution": 9, "model.modality": "rgbt", "model.fusion": "late"},
     {"model.resolution": 36, "model.modality": "thermal", "model.fusion": "early", "train.max_failures": 0},
 ]
 
@@ -53,24 +52,26 @@ def test_search_ranks_trials_nests_runs_registers_champion_and_resumes(
 
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump({"trial": {"grid": TRIALS}}))
-    search = SearchConfig(space=str(space), register_as="tiny-tuned", grace_period=1, reduction_factor=2)
+    # grace period = epochs: ASHA stopping the thermal trial at the moment its worker is
+    # killed would make "errored" a race
+    search = SearchConfig(space=str(space), register_as="tiny-tuned", grace_period=2, reduction_factor=2)
     kill = kill_when(_thermal_trial_trained_an_epoch(tmp_path / "runs" / "search"), "RayTrainWorker")
     first = run_search(base, search, storage_path=tmp_path / "runs", name="search")
     assert kill["killed"] is not None, "the drill found no training worker to kill"
 
     statuses = {r["trial_id"]: r["status"] for r in first.rows}
     errored = [r for r in first.rows if r["status"] == "error"]
-    assert len(first.rows) == 3 and len(errored) == 1
-    assert errored[0]["model.modality"] == "thermal" and errored[0]["rank"] == 3
+    assert len(first.rows) == 2 and len(errored) == 1
+    assert errored[0]["model.modality"] == "thermal" and errored[0]["rank"] == 2
     assert errored[0]["error"] and errored[0]["mlflow_run_id"]
 
     result = resume_search(tmp_path / "runs" / "search")
     rows = result.rows
     assert result.parent_run_id == first.parent_run_id
-    assert len(rows) == 3 and all(r["status"] in ("completed", "stopped early") for r in rows)
+    assert len(rows) == 2 and all(r["status"] == "completed" for r in rows)
     assert {r["trial_id"] for r in rows} == set(statuses)
     values = [r["best_val_rate_mae"] for r in rows]
-    assert values == sorted(values) and [r["rank"] for r in rows] == [1, 2, 3]
+    assert values == sorted(values) and [r["rank"] for r in rows] == [1, 2]
 
     with open(result.files["results"]) as handle:
         table = list(csv.DictReader(handle))
