@@ -1,8 +1,7 @@
 """Shared fixtures: one local Ray cluster for the whole session, and MLflow stores.
 
 All Ray tests share the in-process cluster (starting one costs seconds and gigabytes);
-they run serially, in one pytest-xdist worker (the "ray" group below), while the other
-worker runs the tests that need no cluster. 4 logical CPUs over the 2 real cores keep
+they run serially. 4 logical CPUs over the 2 real cores keep
 Ray Data from starving the training workers (docs/cluster.md, "CPUs on a small machine").
 """
 
@@ -17,19 +16,6 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
-
-
-#: modules whose tests start Ray clusters of their own (CLI subprocesses, `ray start`)
-OWN_CLUSTERS = {"test_console", "test_demo", "test_faults", "test_ingest", "test_dataset_ingest", "test_job_submit"}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that uses Ray goes to one xdist worker: the shared cluster and the
-    session fixtures built on it (shards, a trained run) then exist once."""
-    for item in items:
-        if ("ray_cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker("ray")
-                or item.path.stem in OWN_CLUSTERS):
-            item.add_marker(pytest.mark.xdist_group("ray"))
 
 
 @pytest.fixture(scope="session")
