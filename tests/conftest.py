@@ -1,8 +1,8 @@
 """Shared fixtures: one local Ray cluster for the whole session, and MLflow stores.
 
 All Ray tests share the in-process cluster (starting one costs seconds and gigabytes);
-they run serially. 4 logical CPUs over the 2 real cores keep
-Ray Data from starving the training workers (docs/cluster.md, "CPUs on a small machine").
+they run serially. 4 logical CPUs over the 2 real cores keep Ray Data from starving the
+training workers (docs/cluster.md, "CPUs on a small machine").
 """
 
 from __future__ import annotations
