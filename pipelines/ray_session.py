@@ -78,6 +78,11 @@ def ensure_ray(min_cpus: float = 0) -> None:
     cores = os.cpu_count() or 1
     # two slots beyond the training workers keep Ray Data's read and map tasks schedulable
     num_cpus = max(cores, int(-(-min_cpus // 1)) + 2)
+    # The raylet warns once a node holds 4x its worker start-up limit in worker processes,
+    # the limit being min(cores, logical CPUs): 8 on 2 cores, fewer than one training run
+    # ordinarily holds (Train workers and controller, Ray Data tasks and actors). Set
+    # from the logical CPUs the warning stays for a real pile-up of workers.
+    os.environ.setdefault("RAY_worker_maximum_startup_concurrency", str(num_cpus))
     ray.init(
         num_cpus=num_cpus,
         dashboard_host="127.0.0.1",
