@@ -237,7 +237,9 @@ def drill_checkpoint_write(folder: Path, shards: Path, epochs: int = 3) -> dict:
         if not run_dir.is_dir() or (history.exists() and history.stat().st_size > 0):
             return None
         folders = [entry.path for entry in os.scandir(run_dir) if entry.name.startswith("checkpoint_")]
-        return ", ".join(sorted(os.listdir(folders[0]))) or "empty" if folders else None
+        if not folders:
+            return None
+        return ", ".join(sorted(os.listdir(folders[0]))) or "empty"
 
     kill = kill_when(writing, "RayTrainWorker", poll_s=0.0005)
     result = train(config, storage_path=folder / "runs", name="checkpoint")

@@ -37,6 +37,17 @@ def test_run_folder_holds_config_checkpoints_best_model_and_report(trained_run):
     assert (run_dir / "val_report").is_dir() and any((run_dir / "val_report").glob("*.png"))
 
 
+def test_an_epoch_waits_for_the_checkpoint_ray_train_registered(trained_run):
+    """The worker reads the snapshot Ray Train itself wrote for this run: it must see the
+    last epoch as registered, and time out (False) for an epoch never reported."""
+    from pipelines.train.worker import _wait_registered
+
+    run_dir = trained_run.result.run_dir
+    last = trained_run.result.history[-1]["epoch"]
+    assert _wait_registered(run_dir, last, timeout_s=5.0)
+    assert not _wait_registered(run_dir, last + 1, timeout_s=0.2)
+
+
 def test_metrics_are_reported_per_epoch_with_their_names(trained_run):
     metrics = trained_run.result.last_metrics
     assert metrics["epoch"] == 1 and metrics["started_at_epoch"] == 0

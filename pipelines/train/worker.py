@@ -14,6 +14,7 @@ uninterrupted run would have drawn (docs/training.md, "Reproducibility").
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -58,6 +59,7 @@ PREFETCH_BATCHES = 2
 CHECKPOINT_SNAPSHOT = "checkpoint_manager_snapshot.json"
 #: how long rank 0 waits for Ray Train to register an epoch's checkpoint
 REGISTER_TIMEOUT_S = 60.0
+
 
 def _restore(model: torch.nn.Module, config: ExperimentConfig) -> dict[str, Any] | None:
     """Load the latest Ray checkpoint (after a failure or on resume), else the `init_from`
@@ -170,7 +172,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             # recorded only once Ray Train has registered its checkpoint: a kill before
             # here redoes the epoch, and the epoch is then recorded once, by the run that
             # finishes it (MLflow cannot take a logged step back)
-            _wait_registered(Path(loop_config["history_file"]).parent, epoch)
+            if not _wait_registered(Path(loop_config["history_file"]).parent, epoch):
+                print(f"[mmrphys] epoch {epoch + 1}: Ray Train did not confirm its checkpoint within "
+                      f"{REGISTER_TIMEOUT_S:.0f} s; recording the epoch anyway", file=sys.stderr, flush=True)
             _record_epoch(loop_config["history_file"], metrics, logger)
         else:
             ray.train.report(metrics, checkpoint=None)
@@ -183,7 +187,7 @@ def _wait_registered(run_dir: Path, epoch: int, timeout_s: float = REGISTER_TIME
     returned on the worker; a worker killed in between restarts from the checkpoint
     before. The controller's snapshot file in the run folder names the latest registered
     checkpoint with its metrics. False after `timeout_s` (e.g. storage this process
-    cannot read): the epoch is then recorded anyway.
+    cannot read): the caller says so and records the epoch anyway.
     """
     snapshot = run_dir / CHECKPOINT_SNAPSHOT
     deadline = time.monotonic() + timeout_s
