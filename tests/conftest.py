@@ -64,3 +64,25 @@ def trained_run(train_shards: Path, tmp_path_factory: pytest.TempPathFactory):
     from train_fixtures import train_tiny
 
     return train_tiny(train_shards, tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture(scope="session")
+def cli_run(ray_cluster, train_shards: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`trained_run`'s settings trained again through the real CLI, in a subprocess whose
+    stdout is not a terminal, on the session's cluster: (folder, CompletedProcess)."""
+    import subprocess
+    import sys
+
+    from train_fixtures import tiny_cli_overrides
+
+    folder = tmp_path_factory.mktemp("cli-run")
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "RAY_ADDRESS": ray_cluster.get_runtime_context().gcs_address, "PYTHONPATH": str(repo)}
+    command = [
+        sys.executable, "-m", "pipelines.cli", "train", "--data", str(train_shards), "--storage",
+        str(folder / "runs"), "--name", "quiet", "--tracking-uri", f"sqlite:///{folder / 'store' / 'mlflow.db'}",
+        "tracking.experiment=console", *tiny_cli_overrides(),
+    ]
+    (folder / "cwd").mkdir()
+    done = subprocess.run(command, cwd=folder / "cwd", env=env, capture_output=True, text=True, timeout=900)
+    return folder, done

@@ -1,6 +1,7 @@
-"""What a user sees: a short training through the real CLI (a subprocess, stdout not a
-terminal, on the session's Ray cluster) prints our lines once each and nothing of Ray's;
-the model's validation SNR is one number in every file that reports it."""
+"""What a user sees: a short training through the real CLI (the session's `cli_run`: a
+subprocess, stdout not a terminal, on the session's Ray cluster) prints our lines once
+each and nothing of Ray's; the model's validation SNR is one number in every file that
+reports it."""
 
 from __future__ import annotations
 
@@ -13,37 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from train_fixtures import CHUNK
-
 pytestmark = pytest.mark.ray
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _train(tmp_path: Path, shards: Path, address: str, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RAY_ADDRESS": address, "PYTHONPATH": str(REPO)}
-    command = [
-        sys.executable, "-m", "pipelines.cli", "train", "--data", str(shards), "--storage", str(tmp_path / "runs"),
-        "--name", "quiet", "--tracking-uri", f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}",
-        "model.resolution=9", "model.modality=rgbt", f"model.frames={CHUNK}", "train.epochs=2",
-        "train.batch_size=2", "train.workers=2", "train.cpus_per_worker=1.0",
-        # two recordings in validation, so that a per-recording SNR has something to average
-        "data.val_split=train", "tracking.experiment=console", *extra,
-    ]
-    work = tmp_path / "cwd"
-    work.mkdir()
-    return subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=900)
-
-
-@pytest.fixture(scope="module")
-def quiet_run(ray_cluster, train_shards: Path, tmp_path_factory: pytest.TempPathFactory):
-    tmp_path = tmp_path_factory.mktemp("console")
-    done = _train(tmp_path, train_shards, ray_cluster.get_runtime_context().gcs_address)
-    return tmp_path, done
-
-
-def test_a_successful_training_prints_each_line_once_and_nothing_of_ray(quiet_run) -> None:
-    tmp_path, done = quiet_run
+def test_a_successful_training_prints_each_line_once_and_nothing_of_ray(cli_run) -> None:
+    tmp_path, done = cli_run
     assert done.returncode == 0, done.stderr[-3000:]
     output = done.stdout + done.stderr
     lines = [line for line in output.splitlines() if line.strip()]
@@ -59,8 +36,8 @@ def test_a_successful_training_prints_each_line_once_and_nothing_of_ray(quiet_ru
     assert not any((tmp_path / "cwd").iterdir())
 
 
-def test_the_validation_snr_is_the_same_in_the_checkpoint_and_the_report(quiet_run) -> None:
-    tmp_path, done = quiet_run
+def test_the_validation_snr_is_the_same_in_the_checkpoint_and_the_report(cli_run) -> None:
+    tmp_path, done = cli_run
     assert done.returncode == 0, done.stderr[-3000:]
     run_dir = tmp_path / "runs" / "quiet"
     metrics = json.loads((run_dir / "best_model" / "metrics.json").read_text())

@@ -1,9 +1,10 @@
 """`train.seed` repeats a run: the same seed, data and worker count give the same epoch
 metrics on CPU (docs/training.md, "Reproducibility").
 
-The Ray test trains the tiny variant twice on a real local cluster (2 workers, 2 epochs,
-local shuffle on) and compares every reported metric but the timings; the unit tests pin
-the pieces that make it so without starting Ray.
+The Ray test compares the session's two tiny training runs on a real local cluster (2
+workers, 2 epochs, local shuffle on; one in-process, one through the CLI) on every
+reported metric but the timings; the unit tests pin the pieces that make it so
+without starting Ray.
 """
 
 from __future__ import annotations
@@ -39,14 +40,18 @@ def _same(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-6, abs=1e-9)
 
 
-def test_two_runs_with_one_seed_report_the_same_epoch_metrics(train_shards, tmp_path):
-    from pipelines.train.driver import train
-    from train_fixtures import tiny_config
+def test_the_cli_run_repeats_the_in_process_run_with_the_same_seed(trained_run, cli_run):
+    """Two runs of one config and seed, one in this process (logged and registered) and one
+    through `mmrphys train` in a subprocess: every epoch metric equal. Neither the path in
+    nor the tracking may change a number."""
+    from pipelines.train.driver import load_run_config, read_history
 
-    config = tiny_config(train_shards, seed=7)
-    first = train(config, storage_path=tmp_path / "runs", name="first")
-    second = train(config, storage_path=tmp_path / "runs", name="second")
-    a, b = _epoch_metrics(first.history), _epoch_metrics(second.history)
+    folder, done = cli_run
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = folder / "runs" / "quiet"
+    cli_config, config = load_run_config(run_dir), trained_run.config
+    assert (cli_config.model, cli_config.data, cli_config.train) == (config.model, config.data, config.train)
+    a, b = _epoch_metrics(trained_run.result.history), _epoch_metrics(read_history(run_dir))
     assert len(a) == len(b) == config.train.epochs
     for epoch_a, epoch_b in zip(a, b):
         assert epoch_a.keys() == epoch_b.keys()

@@ -45,11 +45,11 @@ def make_shards(folder: Path, *, subjects: int = 4, seconds: float = 20.0, split
     return folder / "shards"
 
 
-def tiny_config(shards: Path, tracking_uri: str = "", **train) -> ExperimentConfig:
+def tiny_config(shards: Path, tracking_uri: str = "", val_split: str = "val", **train) -> ExperimentConfig:
     """The 9x9 RGB+thermal TSFM variant on 64-frame chunks, 2 workers x 2 epochs."""
     return ExperimentConfig(
         model=ModelConfig(resolution=9, modality="rgbt", frames=CHUNK),
-        data=DataConfig(shards=str(shards), shuffle_buffer=4),
+        data=DataConfig(shards=str(shards), shuffle_buffer=4, val_split=val_split),
         train=TrainConfig(**{"epochs": 2, "batch_size": 2, "workers": 2, "cpus_per_worker": 1.0,
                              "keep_checkpoints": 1, **train}),
         tracking=TrackingConfig(uri=tracking_uri, enabled=bool(tracking_uri), experiment="tests",
@@ -58,11 +58,24 @@ def tiny_config(shards: Path, tracking_uri: str = "", **train) -> ExperimentConf
     )
 
 
+#: the session's run validates on the 2 training recordings, so that a per-recording
+#: validation SNR has something to average (test_console.py)
+SESSION_VAL_SPLIT = "train"
+
+
+def tiny_cli_overrides() -> list[str]:
+    """`tiny_config`'s model, data and train settings as `mmrphys train` overrides (the
+    session's CLI run repeats the session's in-process run; test_reproducibility.py)."""
+    return ["model.resolution=9", "model.modality=rgbt", f"model.frames={CHUNK}", "data.shuffle_buffer=4",
+            f"data.val_split={SESSION_VAL_SPLIT}", "train.epochs=2", "train.batch_size=2", "train.workers=2",
+            "train.cpus_per_worker=1.0", "train.keep_checkpoints=1"]
+
+
 def train_tiny(shards: Path, folder: Path) -> TinyRun:
     """Train, log and register the tiny model in a SQLite store under `folder`."""
     from pipelines.train.driver import train
 
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    config = tiny_config(shards, uri)
+    config = tiny_config(shards, uri, val_split=SESSION_VAL_SPLIT)
     result = train(config, storage_path=folder / "runs", name="tiny")
     return TinyRun(config=config, result=result, tracking_uri=uri, storage=folder / "runs")
