@@ -10,14 +10,16 @@ the experiment) would scatter artifacts into Ray's session folders.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import os
 import socket
 import sys
 import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ import mlflow
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils import logging_utils as mlflow_logging
 
 from mmrphys.config import ModelConfig, TrackingConfig
 from mmrphys.errors import UserError
@@ -286,6 +289,20 @@ def check_registry_name(uri: str, name: str, config: ModelConfig) -> None:
             )
 
 
+@contextlib.contextmanager
+def _without_mlflow_event_lines() -> Iterator[None]:
+    """Hold back the lines MLflow prints past its loggers ("Successfully registered model",
+    "Created version"), unless its INFO logs are on (`--verbose`): every command that
+    registers says what it registered in its own words."""
+    stream = mlflow_logging.MLFLOW_LOGGING_STREAM
+    enabled = stream.enabled
+    stream.enabled = enabled and logging.getLogger("mlflow").isEnabledFor(logging.INFO)
+    try:
+        yield
+    finally:
+        stream.enabled = enabled
+
+
 def register_model(uri: str, model_uri: str, name: str, *, alias: str = "",
                    config: ModelConfig | None = None, run_id: str | None = None):
     """Create a new version of registered model `name` from `model_uri`; returns the ModelVersion."""
@@ -296,7 +313,8 @@ def register_model(uri: str, model_uri: str, name: str, *, alias: str = "",
     mlflow_client = client(uri)
     tags = model_input_tags(config) if config is not None else {}
     try:
-        version = mlflow.register_model(model_uri, name, tags=tags)
+        with _without_mlflow_event_lines():
+            version = mlflow.register_model(model_uri, name, tags=tags)
     except mlflow.exceptions.MlflowException as err:
         raise TrackingError(f"cannot register {model_uri} as {name!r}: {err.message}") from err
     if alias:

@@ -237,7 +237,8 @@ def _run_tasks(todo: list[Recording], config: IngestConfig, shards_dir: Path, co
                 max_retries=TASK_RETRIES,
                 retry_exceptions=list(TRANSIENT),
             )
-        bar = tqdm(total=len(todo), desc="ingest", unit="recording") if progress else None
+        # disable=None: no bar when stderr is not a terminal (logs, `ray job submit`)
+        bar = tqdm(total=len(todo), desc="ingest", unit="recording", disable=None) if progress else None
         for row in results.iter_rows():
             entry = json.loads(row["entry"])
             entries[entry["recording_id"]] = entry
