@@ -18,9 +18,9 @@ this too: given a channels-last input and gradient, the stock CPU norm's backwar
 float32 channels-last kernel whose per-channel sums lost all accuracy on a 72x72 embedding
 (weight gradients of the factorization 100% off; BENCHMARKS.md, "Model speed").
 
-Every per-channel sum is accumulated in float64 (torch.sum with dtype=float64), as the
-stock CPU norm's accumulators are: the backward's sums of g and g * out cancel, so their
-rounding reaches the weight gradients. A float32 batched matrix product (C x C, diagonal
+Every per-channel sum is accumulated in float64 across blocks of 16 elements (each block
+summed in float32), near the stock CPU norm's float64 accumulators: the backward's sums
+of g and g * out cancel, so their rounding reaches the weight gradients. A float32 batched matrix product (C x C, diagonal
 kept), faster per pass, accumulates linearly: 1e-3 relative error on a 72x72 activation;
 float32 sums in cascade still left the factorization's weight gradients 3x further from
 float64 than the stock path's (BENCHMARKS.md, "Model speed").
@@ -58,9 +58,27 @@ def _from_matrix(m: torch.Tensor, shape: torch.Size, layout: torch.memory_format
     return m.reshape(shape)
 
 
+#: elements per block of the two-level per-channel sums (see `_channel_sum`)
+_BLOCK = 16
+
+
 def _channel_sum(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """sum over `dim` for every (sample, channel), keepdim, accumulated in float64."""
-    return t.sum(dim, keepdim=True, dtype=torch.float64).to(t.dtype)
+    """sum over `dim` for every (sample, channel), keepdim, accumulated in float64 across
+    blocks of `_BLOCK` elements summed in the input's dtype.
+
+    `t.sum(dtype=torch.float64)` converts its whole input to float64 first: 10x the cost
+    of a float32 sum, and a third of the fused path's step at 9x9. Blocks of 16 read the
+    input once, in its own dtype, and leave float32 only 16-term sums to round (BENCHMARKS.md,
+    "float32 accuracy of the fused path").
+    """
+    n = t.shape[dim]
+    whole = n - n % _BLOCK
+    shape = list(t.shape)
+    shape[dim:dim + 1] = [whole // _BLOCK, _BLOCK]
+    total = t.narrow(dim, 0, whole).reshape(shape).sum(dim + 1).to(torch.float64).sum(dim, keepdim=True)
+    if whole < n:
+        total += t.narrow(dim, whole, n - whole).sum(dim, keepdim=True, dtype=torch.float64)
+    return total.to(t.dtype)
 
 
 def _channel_dot(a: torch.Tensor, b: torch.Tensor, dim: int) -> torch.Tensor:
