@@ -161,7 +161,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "realistic": {
         "hr_range": (55.0, 110.0), "hr_change_bpm": 8.0, "rr_change": 0.1, "sighs_per_minute": 0.2, "breath_holds_per_minute": 0.1,
         "melanin_pulse_attenuation": 0.4,
-        "head_translation_mm": 2.0, "head_roll_deg": 1.5, "head_yaw_deg": 3.0, "head_scale": 0.01,
+        "head_translation_mm": 2.0, "head_roll_deg": 1.5, "head_yaw_deg": 1.5, "head_scale": 0.01,
         "head_speed_hz": (0.05, 0.5), "motion_episodes_per_minute": 2.0,
         "talking_fraction": 0.3, "mouth_open_mm": 8.0, "blinks_per_minute": 17.0,
         "illumination_drift": 0.03, "light_steps_per_minute": 0.5, "light_step_size": 0.05,
@@ -169,7 +169,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "auto_exposure_s": 1.0, "auto_white_balance_s": 3.0,
         "sensor_noise": (1.0, 2.5), "shot_noise_gain": 0.02, "compression": "mjpeg", "jpeg_quality": 85,
         "dropped_frame_rate": 0.002, "duplicated_frame_rate": 0.002,
-        "box_jitter": 0.005, "box_drift": 0.01,
+        "box_jitter": 0.005, "box_drift": 0.005,
         "thermal_drift_c": 0.2, "ffc_interval_s": 60.0, "thermal_fpn_c": 0.05, "nostril_occlusion_deg": 35.0,
         "thermal_storage": "float16",
     },
