@@ -144,6 +144,33 @@ def test_ordered_execution_gives_each_worker_the_same_chunks_every_run(shards):
     assert all(runs[0]) and not set(runs[0][0]) & set(runs[0][1])
 
 
+def test_a_small_split_is_cached_in_order_and_a_large_one_streamed(shards):
+    import ray
+    from ray.data.dataset import MaterializedDataset
+
+    from pipelines.data.shards import split_rows
+    from pipelines.data.stream import cache_small, decoded_mb
+
+    out, manifest = shards
+    split, config = _split_with(manifest, "S01"), ModelConfig(resolution=9, modality="rgb", frames=T)
+
+    def load():
+        return load_split(out, split, config=config, tasks=("bvp",), with_ids=True, batch_size=1)
+
+    size = decoded_mb(config, split_rows(out, split), ("bvp",))
+    # 3 channels x 41 frames x 9 x 9 float32 + 40 label samples, per chunk
+    assert size == pytest.approx(split_rows(out, split) * 4 * (3 * 41 * 81 + 40) / 1e6)
+    cached = cache_small(load(), size, limit_mb=512)
+    assert isinstance(cached, MaterializedDataset)
+    streamed = load()
+    streamed.context.execution_options = ordered_execution()
+    assert _split_ids(cached, 2) == _split_ids(streamed, 2)  # the same chunks to the same worker
+    for limit in (0.0, size / 2):  # off, or too large for the limit
+        assert not isinstance(cache_small(load(), size, limit_mb=limit), MaterializedDataset)
+    store_mb = ray.cluster_resources()["object_store_memory"] / 1e6
+    assert not isinstance(cache_small(load(), store_mb / 2, limit_mb=1e9), MaterializedDataset)
+
+
 def test_ordered_execution_keeps_the_other_execution_options():
     import ray.data
 

@@ -25,6 +25,10 @@ class DataConfig(Config):
     train_split / val_split / test_split: split names in the manifest.
     fold: cross-validation fold for datasets ingested with folds (None: the plain splits).
     shuffle_buffer: rows each worker shuffles locally while streaming (0: stream order).
+    cache_mb: a training split whose decoded chunks take at most this many MB (and at most
+        a quarter of the cluster's object store) is decoded once and kept in the object
+        store for every epoch; a larger one is streamed from the shards each epoch (0:
+        always stream). docs/training.md, "Small datasets are cached".
     """
 
     shards: str = ""
@@ -33,10 +37,13 @@ class DataConfig(Config):
     test_split: str = "test"
     fold: int | None = None
     shuffle_buffer: int = 32
+    cache_mb: float = 512.0
 
     def validate(self) -> None:
         if self.shuffle_buffer < 0:
             raise ConfigError(f"DataConfig.shuffle_buffer: must be >= 0, got {self.shuffle_buffer}")
+        if self.cache_mb < 0:
+            raise ConfigError(f"DataConfig.cache_mb: must be >= 0, got {self.cache_mb}")
         for name in ("train_split", "val_split", "test_split"):
             if not getattr(self, name):
                 raise ConfigError(f"DataConfig.{name}: must name a split, got an empty string")

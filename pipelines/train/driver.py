@@ -35,7 +35,7 @@ from mmrphys.model.checkpoint import (
     check_same_variant,
 )
 from pipelines.data.shards import preprocessing_of, split_rows
-from pipelines.data.stream import load_split, ordered_execution
+from pipelines.data.stream import cache_small, decoded_mb, load_split, ordered_execution
 from pipelines.ray_session import ensure_ray
 from pipelines.serve.evaluate import evaluate
 from pipelines.serve.pyfunc import log_pyfunc_model
@@ -93,6 +93,7 @@ def build_trainer(
     """
     storage = Path(storage_path).resolve()
     common = dict(config=config.model, fold=config.data.fold)
+    train_rows = split_rows(config.data.shards, config.data.train_split, fold=config.data.fold)
     datasets = {
         "train": load_split(config.data.shards, config.data.train_split, **common),
         "val": load_split(config.data.shards, config.data.val_split, with_ids=True, **common),
@@ -100,6 +101,8 @@ def build_trainer(
     for dataset in datasets.values():
         # the loop prints one line per epoch; Ray Data's bars from the workers would interleave with it
         dataset.context.enable_progress_bars = False
+    datasets["train"] = cache_small(datasets["train"], decoded_mb(config.model, train_rows, config.model.tasks),
+                                    config.data.cache_mb)
     resources = {"CPU": config.train.cpus_per_worker}
     if config.train.use_gpu:
         resources["GPU"] = 1
