@@ -68,6 +68,17 @@ def test_bad_values_name_the_field_and_allowed_values(overrides, message):
         ModelConfig().with_overrides(overrides)
 
 
+@pytest.mark.parametrize("override,message", [
+    ("data.shuffle_buffer=-1", r"DataConfig.shuffle_buffer: must be >= 0, got -1"),
+    ("data.cache_mb=-1", r"DataConfig.cache_mb: must be >= 0, got -1"),
+])
+def test_bad_data_values_name_the_field(override, message):
+    from mmrphys.config import ExperimentConfig
+
+    with pytest.raises(ConfigError, match=message):
+        ExperimentConfig().with_overrides([override])
+
+
 def test_unknown_fields_are_rejected():
     with pytest.raises(ConfigError, match=r"unknown field 'resolutoin'"):
         ModelConfig().with_overrides(["resolutoin=9"])
