@@ -158,10 +158,10 @@ def test_a_small_split_is_cached_in_order_and_a_large_one_streamed(shards):
         return load_split(out, split, config=config, tasks=("bvp",), with_ids=True, batch_size=1)
 
     size = decoded_mb(config, split_rows(out, split), ("bvp",))
-    # 3 channels x 41 frames x 9 x 9 float32 + 40 label samples, per chunk
-    assert size == pytest.approx(split_rows(out, split) * 4 * (3 * 41 * 81 + 40) / 1e6)
     cached = cache_small(load(), size, limit_mb=512)
     assert isinstance(cached, MaterializedDataset)
+    # the estimate from the manifest is what the decoded blocks take (ids and fps aside)
+    assert cached.size_bytes() / 1e6 == pytest.approx(size, rel=0.05)
     streamed = load()
     streamed.context.execution_options = ordered_execution()
     assert _split_ids(cached, 2) == _split_ids(streamed, 2)  # the same chunks to the same worker

@@ -134,9 +134,9 @@ def load_split(
 
 
 def decoded_mb(config: ModelConfig, rows: int, tasks: Iterable[str]) -> float:
-    """What `rows` chunks of a `load_split` dataset for `config` take decoded, in MB:
-    float32 clips of (frames + 1) frames (the temporal difference's extra frame) and labels."""
-    clip = config.in_channels * (config.frames + 1) * config.resolution ** 2
+    """What `rows` chunks of a `load_split` dataset for `config` take decoded, in MB: the
+    float32 clips and labels (the fps and ids columns are left out: a few bytes a row)."""
+    clip = config.in_channels * config.frames * config.resolution ** 2
     return rows * 4 * (clip + len(tuple(tasks)) * config.frames) / 1e6
 
 
@@ -154,4 +154,3 @@ def cache_small(dataset: ray.data.Dataset, size_mb: float, limit_mb: float) -> r
         return dataset
     dataset.context.execution_options = ordered_execution()
     return dataset.materialize()
-
