@@ -27,7 +27,7 @@ import mlflow
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from mlflow.utils import logging_utils as mlflow_logging
+from mlflow.tracking._model_registry import fluent as registry_fluent
 
 from mmrphys.config import ModelConfig, TrackingConfig
 from mmrphys.errors import UserError
@@ -291,16 +291,17 @@ def check_registry_name(uri: str, name: str, config: ModelConfig) -> None:
 
 @contextlib.contextmanager
 def _without_mlflow_event_lines() -> Iterator[None]:
-    """Hold back the lines MLflow prints past its loggers ("Successfully registered model",
-    "Created version"), unless its INFO logs are on (`--verbose`): every command that
-    registers says what it registered in its own words."""
-    stream = mlflow_logging.MLFLOW_LOGGING_STREAM
-    enabled = stream.enabled
-    stream.enabled = enabled and logging.getLogger("mlflow").isEnabledFor(logging.INFO)
+    """Hold back the two lines `mlflow.register_model` prints past its loggers
+    ("Successfully registered model", "Created version"), unless MLflow's INFO logs are on
+    (`--verbose`): every command that registers says what it registered in its own words.
+    Only that module's `eprint` is replaced, so MLflow's warnings still reach the console."""
+    original = registry_fluent.eprint
+    if not logging.getLogger("mlflow").isEnabledFor(logging.INFO):
+        registry_fluent.eprint = lambda *args, **kwargs: None
     try:
         yield
     finally:
-        stream.enabled = enabled
+        registry_fluent.eprint = original
 
 
 def register_model(uri: str, model_uri: str, name: str, *, alias: str = "",

@@ -69,7 +69,8 @@ def trained_run(train_shards: Path, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def cli_run(ray_cluster, train_shards: Path, tmp_path_factory: pytest.TempPathFactory):
     """`trained_run`'s settings trained again through the real CLI, in a subprocess whose
-    stdout is not a terminal, on the session's cluster: (folder, CompletedProcess)."""
+    stdout is not a terminal, on the session's cluster, with the training split streamed
+    every epoch (`data.cache_mb=0`; `trained_run`'s is cached): (folder, CompletedProcess)."""
     import subprocess
     import sys
 
@@ -81,7 +82,7 @@ def cli_run(ray_cluster, train_shards: Path, tmp_path_factory: pytest.TempPathFa
     command = [
         sys.executable, "-m", "pipelines.cli", "train", "--data", str(train_shards), "--storage",
         str(folder / "runs"), "--name", "quiet", "--tracking-uri", f"sqlite:///{folder / 'store' / 'mlflow.db'}",
-        "tracking.experiment=console", *tiny_cli_overrides(),
+        "tracking.experiment=console", "data.cache_mb=0", *tiny_cli_overrides(),
     ]
     (folder / "cwd").mkdir()
     done = subprocess.run(command, cwd=folder / "cwd", env=env, capture_output=True, text=True, timeout=900)

@@ -79,6 +79,15 @@ def test_bad_data_values_name_the_field(override, message):
         ExperimentConfig().with_overrides([override])
 
 
+def test_a_nan_cache_size_from_a_file_is_refused(tmp_path):
+    from mmrphys.config import ExperimentConfig
+
+    path = tmp_path / "experiment.yaml"
+    path.write_text("data:\n  cache_mb: .nan\n")
+    with pytest.raises(ConfigError, match=r"DataConfig.cache_mb: must be >= 0, got nan"):
+        ExperimentConfig.load_yaml(path)
+
+
 def test_unknown_fields_are_rejected():
     with pytest.raises(ConfigError, match=r"unknown field 'resolutoin'"):
         ModelConfig().with_overrides(["resolutoin=9"])

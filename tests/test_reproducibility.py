@@ -2,8 +2,8 @@
 metrics on CPU (docs/training.md, "Reproducibility").
 
 The Ray test compares the session's two tiny training runs on a real local cluster (2
-workers, 2 epochs, local shuffle on; one in-process, one through the CLI) on every
-reported metric but the timings; the unit tests pin the pieces that make it so
+workers, 2 epochs, local shuffle on; one in-process with its split cached, one through
+the CLI streaming it) on every reported metric but the timings; the unit tests pin the pieces that make it so
 without starting Ray.
 """
 
@@ -41,16 +41,19 @@ def _same(a: float, b: float) -> bool:
 
 
 def test_the_cli_run_repeats_the_in_process_run_with_the_same_seed(trained_run, cli_run):
-    """Two runs of one config and seed, one in this process (logged and registered) and one
-    through `mmrphys train` in a subprocess: every epoch metric equal. Neither the path in
-    nor the tracking may change a number."""
+    """Two runs of one config and seed, one in this process (logged and registered, its
+    training split cached) and one through `mmrphys train` in a subprocess (streamed every
+    epoch): every epoch metric equal. Neither the way in, the tracking nor the cache may
+    change a number."""
     from pipelines.train.driver import load_run_config, read_history
 
     folder, done = cli_run
     assert done.returncode == 0, done.stderr[-3000:]
     run_dir = folder / "runs" / "quiet"
     cli_config, config = load_run_config(run_dir), trained_run.config
-    assert (cli_config.model, cli_config.data, cli_config.train) == (config.model, config.data, config.train)
+    assert cli_config.data.cache_mb == 0 < config.data.cache_mb
+    cli_data = cli_config.data.replace(cache_mb=config.data.cache_mb)
+    assert (cli_config.model, cli_data, cli_config.train) == (config.model, config.data, config.train)
     a, b = _epoch_metrics(trained_run.result.history), _epoch_metrics(read_history(run_dir))
     assert len(a) == len(b) == config.train.epochs
     for epoch_a, epoch_b in zip(a, b):

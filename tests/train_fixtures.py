@@ -64,11 +64,12 @@ SESSION_VAL_SPLIT = "train"
 
 
 def tiny_cli_overrides() -> list[str]:
-    """`tiny_config`'s model, data and train settings as `mmrphys train` overrides (the
-    session's CLI run repeats the session's in-process run; test_reproducibility.py)."""
-    return ["model.resolution=9", "model.modality=rgbt", f"model.frames={CHUNK}", "data.shuffle_buffer=4",
-            f"data.val_split={SESSION_VAL_SPLIT}", "train.epochs=2", "train.batch_size=2", "train.workers=2",
-            "train.cpus_per_worker=1.0", "train.keep_checkpoints=1"]
+    """The session run's model, data and train settings (`tiny_config`) as `mmrphys train`
+    overrides, derived from it: the session's CLI run repeats the session's in-process run
+    (test_reproducibility.py)."""
+    ours, defaults = tiny_config(Path("."), val_split=SESSION_VAL_SPLIT).flat(), ExperimentConfig().flat()
+    return [f"{key}={value}" for key, value in ours.items()
+            if key.split(".")[0] in ("model", "data", "train") and key != "data.shards" and value != defaults[key]]
 
 
 def train_tiny(shards: Path, folder: Path) -> TinyRun:

@@ -26,9 +26,10 @@ class DataConfig(Config):
     fold: cross-validation fold for datasets ingested with folds (None: the plain splits).
     shuffle_buffer: rows each worker shuffles locally while streaming (0: stream order).
     cache_mb: a training split whose decoded chunks take at most this many MB (and at most
-        a quarter of the cluster's object store) is decoded once and kept in the object
+        a quarter of the object store still free) is decoded once and kept in the object
         store for every epoch; a larger one is streamed from the shards each epoch (0:
-        always stream). docs/training.md, "Small datasets are cached".
+        always stream). A validation split within it is kept in rank 0's memory.
+        docs/training.md, "Small datasets are cached".
     """
 
     shards: str = ""
@@ -42,7 +43,7 @@ class DataConfig(Config):
     def validate(self) -> None:
         if self.shuffle_buffer < 0:
             raise ConfigError(f"DataConfig.shuffle_buffer: must be >= 0, got {self.shuffle_buffer}")
-        if self.cache_mb < 0:
+        if not self.cache_mb >= 0:  # NaN too: it would compare false with every size
             raise ConfigError(f"DataConfig.cache_mb: must be >= 0, got {self.cache_mb}")
         for name in ("train_split", "val_split", "test_split"):
             if not getattr(self, name):

@@ -19,7 +19,7 @@ float32 channels-last kernel whose per-channel sums lost all accuracy on a 72x72
 (weight gradients of the factorization 100% off; BENCHMARKS.md, "Model speed").
 
 Every per-channel sum is accumulated in float64 across blocks of 16 elements (each block
-summed in float32), near the stock CPU norm's float64 accumulators: the backward's sums
+summed in the input's dtype), near the stock CPU norm's float64 accumulators: the backward's sums
 of g and g * out cancel, so their rounding reaches the weight gradients. A float32
 batched matrix product (C x C, diagonal kept), faster per pass, accumulates linearly:
 1e-3 relative error on a 72x72 activation; float32 sums in cascade still left the
@@ -59,7 +59,7 @@ def _from_matrix(m: torch.Tensor, shape: torch.Size, layout: torch.memory_format
     return m.reshape(shape)
 
 
-#: elements per block of the two-level per-channel sums (see `_channel_sum`)
+#: elements per block of the two-level per-channel sums (why 16: `_channel_sum`)
 _BLOCK = 16
 
 
@@ -68,9 +68,11 @@ def _channel_sum(t: torch.Tensor, dim: int) -> torch.Tensor:
     blocks of `_BLOCK` elements summed in the input's dtype.
 
     `t.sum(dtype=torch.float64)` converts its whole input to float64 first: 10x the cost
-    of a float32 sum, and a third of the fused path's step at 9x9. Blocks of 16 read the
-    input once, in its own dtype, and leave float32 only 16-term sums to round (BENCHMARKS.md,
-    "float32 accuracy of the fused path").
+    of a float32 sum, and 16% of the fused path's step at 9x9. Blocks read the input once,
+    in its own dtype, and leave float32 only 16-term sums to round: short enough that the
+    model's float32 distance from float64 did not change, long enough that the float64
+    pass over the block sums costs a sixteenth of one over the input (BENCHMARKS.md,
+    "Blocked per-channel sums").
     """
     n = t.shape[dim]
     whole = n - n % _BLOCK

@@ -89,7 +89,8 @@ def build_trainer(
     """A Ray TorchTrainer for this config: datasets, scaling, checkpoints, failure policy.
 
     With `mlflow_run_id`, rank 0 logs each epoch's metrics to that run. Call `.fit()`;
-    calling it again with the same storage path and name resumes the run.
+    calling it again with the same storage path and name resumes the run. A training split
+    small enough for `data.cache_mb` is decoded here, before `.fit()` (`cache_small`).
     """
     storage = Path(storage_path).resolve()
     common = dict(config=config.model, fold=config.data.fold)
@@ -205,9 +206,10 @@ def train(
     config.save_yaml(run_dir / EXPERIMENT_FILE)
     logger = _open_mlflow_run(config, uri, run_dir, name, resume) if uri else None
     ensure_ray(config.train.workers * config.train.cpus_per_worker)
-    trainer = build_trainer(config, storage_path=str(storage), name=name, callbacks=callbacks,
-                            tracking_uri=uri, mlflow_run_id=logger.run_id if logger else None)
     try:
+        # inside the try: building may already decode a small training split (cache_small)
+        trainer = build_trainer(config, storage_path=str(storage), name=name, callbacks=callbacks,
+                                tracking_uri=uri, mlflow_run_id=logger.run_id if logger else None)
         with EpochPrinter(run_dir / HISTORY_FILE, config.train.epochs):
             result = trainer.fit()
     except Exception as err:

@@ -48,11 +48,10 @@ from mmrphys.training import (
     use_deterministic_algorithms,
     validation_metrics,
 )
+from pipelines.data.stream import decoded_mb
 from pipelines.serve.references import fetch_model, resolve_model
 from pipelines.tracking import SPOOL_FILE, RunLogger
 
-#: validation splits up to this size (decoded float32) are kept in rank 0's memory
-VAL_CACHE_BYTES = 512 * 1024**2
 #: training batches Ray Data formats (and copies to the GPU) ahead of the step
 PREFETCH_BATCHES = 2
 #: Ray Train V2's checkpoint manager snapshot in the run folder (its name in Ray 2.60)
@@ -226,7 +225,8 @@ def _settle_history(history_file: str, start_epoch: int, state: dict[str, Any] |
 
 
 def _validation_batches(shard, config: ExperimentConfig, rows: int):
-    """A callable giving the val batches; small splits are decoded once and kept in memory.
+    """A callable giving the val batches; a split within `data.cache_mb` is decoded once
+    and kept in rank 0's memory.
 
     Re-streaming a small split every epoch costs more in Ray Data start-up than the
     inference itself; a large one streams so memory stays bounded.
@@ -234,9 +234,7 @@ def _validation_batches(shard, config: ExperimentConfig, rows: int):
     def stream():
         return shard.iter_batches(batch_size=config.eval.batch_size, batch_format="numpy")
 
-    m = config.model
-    size = rows * m.in_channels * m.frames * m.resolution**2 * 4
-    if size > VAL_CACHE_BYTES:
+    if decoded_mb(config.model, rows, config.model.tasks) > config.data.cache_mb:
         return stream
     cached: list = []
 

@@ -77,7 +77,7 @@ def generate_dataset(
     if progress:
         from tqdm import tqdm
 
-        jobs = tqdm(jobs, desc="synth", unit="recording", disable=None)  # None: no bar off a terminal
+        jobs = tqdm(jobs, desc="synth", unit="recording", disable=None)  # None: a bar on a terminal only, not in logs
     folders = []
     for index, (subject, session) in enumerate(jobs):
         rng_seed = np.random.SeedSequence([seed, subject, session])
