@@ -15,7 +15,7 @@ run in `<workdir>/mlflow.db`).
     ray job submit --address http://127.0.0.1:8265 --runtime-env cluster/runtime_env.yaml \
         -- python benchmarks/bench_domain_shift.py --grid cluster --workers 4 --workdir /mnt/shared/ds
 
-The default grid is sized for the idle 2-core machine (estimated 45-60 minutes; docs/compare.md);
+The default grid is sized for the 2-core machine (55 minutes measured; docs/compare.md);
 `--grid cluster` grows every axis (domains, entries, seeds, subjects, epochs) for a cluster.
 Writes `<workdir>/domain_shift.json` and `domain_shift.md` (the table BENCHMARKS.md shows).
 """
