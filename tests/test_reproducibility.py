@@ -3,8 +3,8 @@ metrics on CPU (docs/training.md, "Reproducibility").
 
 The Ray test compares the session's two tiny training runs on a real local cluster (2
 workers, 2 epochs, local shuffle on; one in-process with its split cached, one through
-the CLI streaming it) on every reported metric but the timings; the unit tests pin the pieces that make it so
-without starting Ray.
+the CLI streaming it) on every reported metric but the timings; the unit tests pin the
+pieces that make it so without starting Ray.
 """
 
 from __future__ import annotations

@@ -19,11 +19,11 @@ float32 channels-last kernel whose per-channel sums lost all accuracy on a 72x72
 (weight gradients of the factorization 100% off; BENCHMARKS.md, "Model speed").
 
 Every per-channel sum is accumulated in float64 across blocks of 16 elements (each block
-summed in the input's dtype), near the stock CPU norm's float64 accumulators: the backward's sums
-of g and g * out cancel, so their rounding reaches the weight gradients. A float32
-batched matrix product (C x C, diagonal kept), faster per pass, accumulates linearly:
-1e-3 relative error on a 72x72 activation; float32 sums in cascade still left the
-factorization's weight gradients 3x further from float64 than the stock path's
+summed in the input's dtype), near the stock CPU norm's float64 accumulators: the
+backward's sums of g and g * out cancel, so their rounding reaches the weight gradients.
+A float32 batched matrix product (C x C, diagonal kept), faster per pass, accumulates
+linearly: 1e-3 relative error on a 72x72 activation; float32 sums in cascade still left
+the factorization's weight gradients 3x further from float64 than the stock path's
 (BENCHMARKS.md, "Model speed").
 """
 
