@@ -17,6 +17,7 @@ from torch import nn
 
 from mmrphys.config import ConfigError, ModelConfig, RhythmFormerOptions
 from mmrphys.config.rhythmformer import frame_step
+from mmrphys.inference import Predictor, chunk_spans
 from mmrphys.model import (
     CheckpointError,
     InputError,
@@ -558,3 +559,36 @@ def test_reference_checkpoint_problems_are_named(tmp_path):
 def test_export_frame_step_is_four_with_the_defaults():
     assert frame_step(128, RhythmFormerOptions()) == 4
     assert frame_step(64, RhythmFormerOptions(region_frames=8)) == 8
+
+
+def test_whole_video_prediction_covers_every_frame_with_a_shorter_output():
+    # 36 frames in, 32 samples out: chunks must start every 32 frames, or frames 32-35
+    # of every chunk would have no prediction (the compare run on 180-frame shards failed so)
+    model = small_model(frames=36).eval()
+    predictor = Predictor(model, model.config, batch_size=2)
+    video = np.random.default_rng(0).random((3, 100, 64, 64), dtype=np.float32)
+    assert chunk_spans(100, 36, model.config.output_frames(36)) == [(0, 36), (32, 68), (64, 100)]
+    waveform = predictor.predict_video(video)["bvp"]
+    assert waveform.shape == (100,) and np.isfinite(waveform).all()
+    chunks = predictor.predict_clips(input_transform(np.stack([video[:, s:e] for s, e in ((0, 36), (32, 68), (64, 100))]),
+                                                     model.config))["bvp"]
+    np.testing.assert_array_equal(waveform[:32], chunks[0])
+    np.testing.assert_array_equal(waveform[32:64], chunks[1])
+    np.testing.assert_array_equal(waveform[64:96], chunks[2])
+    # the last 4 frames no chunk returns hold the last predicted sample
+    np.testing.assert_array_equal(waveform[96:], np.full(4, chunks[2][-1]))
+
+
+def test_chunk_evaluation_cuts_each_label_to_its_prediction():
+    # the Ray Data actor of `mmrphys evaluate`: 36-frame shard chunks, 32 predicted samples;
+    # labels are compared sample by sample, as validation compares them
+    from pipelines.serve.actors import LABEL_PREFIX, PRED_PREFIX, ChunkPredictor, model_kwargs
+
+    model = small_model(frames=36)
+    actor = ChunkPredictor(**model_kwargs(model, model.config))
+    rng = np.random.default_rng(0)
+    labels = rng.standard_normal((2, 36)).astype(np.float32)
+    out = actor({"video": rng.random((2, 3, 36, 64, 64), dtype=np.float32), "bvp": labels,
+                 "recording_id": np.array(["a", "a"]), "chunk_index": np.array([0, 1]), "fps": np.array([30.0, 30.0])})
+    assert out[PRED_PREFIX + "bvp"].shape == (2, 32)
+    np.testing.assert_array_equal(out[LABEL_PREFIX + "bvp"], labels[:, :32])

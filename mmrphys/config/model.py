@@ -7,7 +7,7 @@ from typing import Literal
 
 from mmrphys.config.base import Config, ConfigError
 from mmrphys.config.factorizephys import FACTORIZEPHYS_ONLY, FACTORIZEPHYS_RESOLUTIONS, FactorizePhysOptions
-from mmrphys.config.rhythmformer import RhythmFormerOptions, check_geometry
+from mmrphys.config.rhythmformer import RhythmFormerOptions, check_geometry, output_length
 from mmrphys.config.unsupervised import UNSUPERVISED_ONLY, UnsupervisedOptions
 from mmrphys.tasks import TaskName
 
@@ -112,6 +112,14 @@ class ModelConfig(Config):
     def in_channels(self) -> int:
         """Channels of the raw clip this model takes."""
         return MODALITY_CHANNELS[self.modality]
+
+    def output_frames(self, frames: int) -> int:
+        """Samples the network returns for a clip of `frames` frames; sample t is frame t.
+        One per frame for every architecture but RhythmFormer (8 * floor(T / 8) by
+        default; docs/rhythmformer.md)."""
+        if self.architecture == "rhythmformer":
+            return output_length(frames, self.rhythmformer)
+        return frames
 
     def validate(self) -> None:
         allowed = RESOLUTIONS[self.architecture]

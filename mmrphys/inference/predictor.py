@@ -19,14 +19,16 @@ from mmrphys.signals import standardize_chunks
 from mmrphys.tasks import TASKS
 
 
-def chunk_spans(n: int, length: int) -> list[tuple[int, int]]:
-    """(start, end) of chunks covering all n frames; the last one is aligned to the end,
-    overlapping the one before. A video shorter than `length` is one chunk of n - n % 4."""
+def chunk_spans(n: int, length: int, step: int | None = None) -> list[tuple[int, int]]:
+    """(start, end) of chunks of `length` frames starting every `step` (default `length`)
+    frames; the last one is aligned to the end, overlapping the one before. A video
+    shorter than `length` is one chunk of n - n % 4."""
     if n < length:
         length = n - n % 4
         if length < 4:
             raise DatasetError(f"the video has {n} frames; at least 4 are needed")
-    spans = [(s, s + length) for s in range(0, n - length + 1, length)]
+    step = min(step or length, length)
+    spans = [(s, s + length) for s in range(0, n - length + 1, step)]
     if spans[-1][1] < n:
         spans.append((n - length, n))
     return spans
@@ -74,18 +76,27 @@ class Predictor:
 
     def predict_video(self, clip: np.ndarray, fps: float | None = None) -> dict[str, np.ndarray]:
         """Whole-video waveforms from a (C, N, H, W) clip: chunks of the model's length,
-        each predicted and z-scored, stitched back in order."""
+        each predicted and z-scored, stitched back in order.
+
+        A network that returns fewer samples than frames (RhythmFormer: 8 * floor(T / 8))
+        gets chunks that start every returned length, so every frame is predicted but the
+        last few of the video that no chunk returns; those repeat the last predicted sample.
+        """
         n = clip.shape[1]
-        spans = chunk_spans(n, self.config.frames)
+        step = self.config.output_frames(min(self.config.frames, n - n % 4))
+        spans = chunk_spans(n, self.config.frames, step)
         chunks = np.stack([clip[:, start:end] for start, end in spans])
         predicted = self.predict_clips(input_transform(chunks, self.config), fps)
         stitched = {task: np.zeros(n, np.float32) for task in self.tasks}
         written = 0
-        for (start, end), *values in zip(spans, *(predicted[t] for t in self.tasks)):
+        for (start, _), *values in zip(spans, *(predicted[t] for t in self.tasks)):
+            covered = start + len(values[0])
             for task, value in zip(self.tasks, values):
-                # an end-aligned last chunk overlaps the one before: keep only its new samples
-                stitched[task][written:end] = value[written - start :]
-            written = end
+                # a chunk overlapping the one before (the end-aligned last): only its new samples
+                stitched[task][written:covered] = value[written - start :]
+            written = max(written, covered)
+        for task in self.tasks:
+            stitched[task][written:] = stitched[task][written - 1]
         return stitched
 
 

@@ -43,7 +43,8 @@ class _ModelActor:
 
 class ChunkPredictor(_ModelActor):
     """Per-chunk waveforms for decoded shard batches (from `pipelines.data.stream`), with
-    the chunk's labels for every task the batch carries."""
+    the chunk's labels for every task the batch carries, cut to the prediction's length as
+    validation cuts them (a network may return fewer samples than frames; mmrphys/training.py)."""
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.predictor.batch_size = len(batch["video"])
@@ -52,7 +53,7 @@ class ChunkPredictor(_ModelActor):
         for task in self.config.tasks:
             out[PRED_PREFIX + task] = predictions[task]
             if task in batch:
-                out[LABEL_PREFIX + task] = np.asarray(batch[task], dtype=np.float32)
+                out[LABEL_PREFIX + task] = np.asarray(batch[task], dtype=np.float32)[:, : predictions[task].shape[-1]]
         return out
 
 
