@@ -164,9 +164,9 @@ def test_presets_are_named_and_any_field_overrides_them():
     assert realistic.box_jitter == SyntheticConfig.from_preset("realistic").box_jitter > 0
     # `preset=NAME` restarts from that preset, whatever the order of the overrides
     hard = SyntheticConfig().with_overrides(["jpeg_quality=50", "preset=hard"])
-    assert hard.preset == "hard" and hard.compression == "mpeg4" and hard.jpeg_quality == 50
+    assert hard.preset == "hard" and hard.compression == "mjpeg" and hard.jpeg_quality == 50
     # a YAML mapping naming a preset takes its missing fields from it
-    assert SyntheticConfig.from_dict({"preset": "hard", "box_jitter": 0.1}).compression == "mpeg4"
+    assert SyntheticConfig.from_dict({"preset": "hard", "box_jitter": 0.1}).jpeg_quality == 60
     with pytest.raises(ConfigError, match="preset.*not one of"):
         SyntheticConfig.from_preset("easy")
     with pytest.raises(ConfigError, match="skin_types"):

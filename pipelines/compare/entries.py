@@ -35,6 +35,10 @@ ENTRIES: dict[str, tuple[str, ...]] = {
                              "model.factor_layout=time_aligned"),
     "mmrphys-tsfm-harmonics": ("model.architecture=mmrphys", "model.attention=tsfm",
                                "model.constraint=target_harmonics"),
+    # MMRPhys (TSFM) on FactorizePhys's input, 72x72 RGB: against `factorizephys` only the
+    # network and the RSP task differ, not the pixels it sees
+    "mmrphys-72-rgb": ("model.architecture=mmrphys", "model.attention=tsfm", "model.resolution=72",
+                       "model.modality=rgb", "model.fusion=early"),
     # FactorizePhys's proposed model: 72x72 RGB, FSAM with residual (docs/factorizephys.md)
     "factorizephys": ("model.architecture=factorizephys", "model.resolution=72", "model.attention=fsam",
                       "model.constraint=target", *_BVP_RGB),
