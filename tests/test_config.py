@@ -20,6 +20,16 @@ def test_overrides_parse_yaml_scalars_and_lists():
     assert (c.resolution, c.tasks, c.dropout, c.attention_at_inference) == (9, ("bvp",), 0.25, True)
 
 
+def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
+    # YAML 1.1 reads 3e-3 as a string; on the command line and in files it means 0.003
+    assert ExperimentConfig().with_overrides(["train.lr=3e-3"]).train.lr == 0.003
+    path = tmp_path / "experiment.yaml"
+    path.write_text("train:\n  lr: 1E-4\n")
+    assert ExperimentConfig.load_yaml(path).train.lr == 1e-4
+    with pytest.raises(ConfigError, match="train.*lr: expected a number, got '3e-3x'"):
+        ExperimentConfig().with_overrides(["train.lr=3e-3x"])
+
+
 def test_nested_overrides_reach_sections():
     c = ExperimentConfig().with_overrides(["model.resolution=36", "model.modality=rgb"])
     assert (c.model.resolution, c.model.modality) == (36, "rgb")

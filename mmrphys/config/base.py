@@ -10,6 +10,7 @@ before any work starts, naming the field and the allowed values; `with_overrides
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -20,6 +21,9 @@ import yaml
 from mmrphys.errors import UserError
 
 C = TypeVar("C", bound="Config")
+
+#: a number in exponent form without a dot, which YAML 1.1 leaves a string (`3e-3`)
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ConfigError(UserError, ValueError):
@@ -70,6 +74,9 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+            # YAML 1.1 reads `3e-3` (no dot) as a string; every user means the number
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
