@@ -12,7 +12,7 @@ from pipelines.cli import main
 def test_list_spaces(capsys: pytest.CaptureFixture) -> None:
     assert main(["tune", "--list-spaces"]) == 0
     out = capsys.readouterr().out
-    for name in ("resolution_modality", "attention", "default"):
+    for name in ("resolution_modality", "attention", "default", "architectures"):
         assert f"{name}\n" in out
 
 

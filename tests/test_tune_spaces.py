@@ -26,11 +26,17 @@ def base() -> ExperimentConfig:
     return ExperimentConfig()
 
 
-@pytest.mark.parametrize("name", ["resolution_modality", "attention", "default"])
+@pytest.mark.parametrize("name", ["resolution_modality", "attention", "default", "architectures"])
 def test_every_builtin_point_is_a_valid_config(name: str, base: ExperimentConfig) -> None:
     configs = check_space(get_space(name), base)
     assert configs
     assert describe(name)
+
+
+def test_architectures_space_trains_each_architecture_as_its_compare_entry(base: ExperimentConfig) -> None:
+    configs = check_space(get_space("architectures"), base.with_overrides(["model.resolution=9", "model.frames=160"]))
+    models = sorted((c.model.architecture, c.model.resolution, c.model.tasks) for c in configs)
+    assert models == [("factorizephys", 72, ("bvp",)), ("mmrphys", 9, ("bvp", "rsp")), ("rhythmformer", 64, ("bvp",))]
 
 
 def test_resolution_modality_is_the_full_grid_of_allowed_pairs(base: ExperimentConfig) -> None:
@@ -127,7 +133,7 @@ def test_corner_points_cover_numeric_bounds() -> None:
 def test_unknown_space_lists_the_builtin_ones() -> None:
     with pytest.raises(SpaceError, match="not a built-in space"):
         get_space("nope")
-    assert set(space_names()) == {"resolution_modality", "attention", "default"}
+    assert set(space_names()) == {"resolution_modality", "attention", "default", "architectures"}
 
 
 def test_yaml_space_loads_and_builds_configs(tmp_path, base: ExperimentConfig) -> None:

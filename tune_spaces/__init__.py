@@ -22,6 +22,7 @@ SPACES: dict[str, str] = {
     "resolution_modality": "tune_spaces.resolution_modality",
     "attention": "tune_spaces.attention",
     "default": "tune_spaces.default",
+    "architectures": "tune_spaces.architectures",
 }
 
 
