@@ -29,18 +29,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_model import inputs  # this folder is on sys.path: the script's own
 from mmrphys.losses import multitask_loss
-from mmrphys.model import MMRPhys, variant
+from mmrphys.model import MMRPhys
 from mmrphys.model.blocks import ConvBlock3D
 
 
 def make_step(name: str, modality: str, batch: int, frames: int, kernels: str) -> Callable[[], None]:
-    """One Adam training step of the variant on fixed random input (seed 0)."""
-    config = variant(name, modality=modality, frames=frames, kernels=kernels)
-    generator = torch.Generator().manual_seed(0)
-    size = config.resolution
-    clip = torch.rand(batch, config.in_channels, frames + 1, size, size, generator=generator) * 255
-    labels = {t: torch.randn(batch, frames, generator=generator) for t in config.tasks}
+    """One Adam training step of the variant on bench_model.py's fixed random input."""
+    config, clip, labels = inputs(name, modality, batch, frames, kernels, torch.device("cpu"))
     torch.manual_seed(0)
     model = MMRPhys(config).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

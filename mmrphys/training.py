@@ -154,8 +154,9 @@ def _labels(batch: Mapping[str, Any], tasks: Iterable[str], device: torch.device
     return {task: torch.as_tensor(batch[task], dtype=torch.float32).to(device, non_blocking=True) for task in tasks}
 
 
-def _aligned(labels: dict[str, torch.Tensor], predictions: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Labels cut to their prediction's length (a network may drop the clip's last frames)."""
+def aligned_labels(labels: Mapping[str, Any], predictions: Mapping[str, Any]) -> dict[str, Any]:
+    """(B, T) labels, torch or NumPy, cut to their task's prediction length: a network
+    may drop the clip's last frames, and its sample t is frame t."""
     return {task: label[:, : predictions[task].shape[-1]] for task, label in labels.items()}
 
 
@@ -184,7 +185,7 @@ def train_epoch(
         with autocast(device, train.precision):
             predictions = model(video, labels=labels)
         predictions = {task: predictions[task].float() for task in tasks}
-        labels = _aligned(labels, predictions)
+        labels = aligned_labels(labels, predictions)
         total, per_task = multitask_loss(predictions, labels, dict(weights), kind=train.loss, fps=batch.get("fps"))
         if not torch.isfinite(total):
             raise FloatingPointError(
@@ -241,7 +242,7 @@ def predict_chunks(
         labels = _labels(batch, tasks, device)
         predictions = model(video)
         predictions = {task: predictions[task].float() for task in tasks}
-        labels = _aligned(labels, predictions)
+        labels = aligned_labels(labels, predictions)
         total, per_task = multitask_loss(predictions, labels, dict(weights), kind=train.loss, fps=batch["fps"])
         n = video.shape[0]
         out.loss_sum += float(total) * n

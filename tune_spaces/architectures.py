@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
 from ray import tune
+
+from mmrphys.config.base import parse_override
 
 #: the compare entries this space searches
 ARCHITECTURE_ENTRIES: tuple[str, ...] = ("mmrphys", "factorizephys", "rhythmformer")
@@ -28,8 +29,5 @@ def space() -> dict[str, Any]:
     # imported here: the comparison package imports the training driver, which imports tune_spaces
     from pipelines.compare.entries import ENTRIES
 
-    bundles = []
-    for name in ARCHITECTURE_ENTRIES:
-        fields = (override.split("=", 1) for override in ENTRIES[name])
-        bundles.append({field: yaml.safe_load(value) for field, value in fields})
+    bundles = [dict(parse_override(override) for override in ENTRIES[name]) for name in ARCHITECTURE_ENTRIES]
     return {"architecture": tune.grid_search(bundles)}

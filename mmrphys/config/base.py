@@ -30,6 +30,14 @@ class ConfigError(UserError, ValueError):
     """A configuration value is missing, unknown or out of range."""
 
 
+def parse_override(item: str) -> tuple[str, Any]:
+    """`section.field=value` as (dotted key, value read as a YAML scalar; None if empty)."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. model.resolution=9")
+    key, raw = item.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+
+
 def _check_type(value: Any, hint: Any, where: str) -> Any:
     """Coerce `value` to the annotated type `hint`, or raise ConfigError naming `where`."""
     origin = get_origin(hint)
@@ -147,12 +155,9 @@ class Config:
         """Apply `field=value` or `section.field=value` strings; values are YAML scalars."""
         data = self.to_dict()
         for item in overrides:
-            if "=" not in item:
-                raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. model.resolution=9")
-            key, raw = item.split("=", 1)
-            value = yaml.safe_load(raw) if raw.strip() else None
+            key, value = parse_override(item)
             node = data
-            parts = key.strip().split(".")
+            parts = key.split(".")
             for part in parts[:-1]:
                 if not isinstance(node.get(part), dict):
                     raise ConfigError(f"override {item!r}: {part!r} is not a config section")

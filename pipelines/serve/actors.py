@@ -22,6 +22,7 @@ from mmrphys.data.recording import DatasetError, Recording
 from mmrphys.inference import Predictor, prepare_video
 from mmrphys.model import build_model
 from mmrphys.model.checkpoint import load_weights
+from mmrphys.training import aligned_labels
 
 PRED_PREFIX, LABEL_PREFIX = "pred_", "label_"
 
@@ -44,16 +45,18 @@ class _ModelActor:
 class ChunkPredictor(_ModelActor):
     """Per-chunk waveforms for decoded shard batches (from `pipelines.data.stream`), with
     the chunk's labels for every task the batch carries, cut to the prediction's length as
-    validation cuts them (a network may return fewer samples than frames; mmrphys/training.py)."""
+    validation cuts them (`mmrphys.training.aligned_labels`)."""
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.predictor.batch_size = len(batch["video"])
         predictions = self.predictor.predict_clips(batch["video"], batch["fps"])
         out = {key: batch[key] for key in ("recording_id", "chunk_index", "fps")}
+        labels = aligned_labels({t: np.asarray(batch[t], dtype=np.float32) for t in self.config.tasks if t in batch},
+                                predictions)
         for task in self.config.tasks:
             out[PRED_PREFIX + task] = predictions[task]
-            if task in batch:
-                out[LABEL_PREFIX + task] = np.asarray(batch[task], dtype=np.float32)[:, : predictions[task].shape[-1]]
+            if task in labels:
+                out[LABEL_PREFIX + task] = labels[task]
         return out
 
 
